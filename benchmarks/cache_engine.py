@@ -1,0 +1,180 @@
+"""Micro-benchmarks of the cache engine; prints a markdown table of medians and ratios.
+
+    .venv/bin/python -m benchmarks.cache_engine
+
+Uses REDIS_URL when set, else starts a throwaway redis-server. Each figure is the median
+of several timed rounds (each round = the mean of many calls), all from one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from itertools import accumulate
+
+import redis.asyncio as aioredis
+from theine import Cache as TheineCache
+
+from cache import CacheConfig, TieredCache
+from cache.keys import KeySpace
+from tests.redis_server import RedisServer
+
+ROUNDS = 15
+
+
+async def median_us(op: Callable[[], Awaitable[object]], calls: int) -> float:
+    for _ in range(max(calls // 10, 10)):  # warm up
+        await op()
+    rounds = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        for _ in range(calls):
+            await op()
+        rounds.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(rounds)
+
+
+def zipf_stream(keys: int, requests: int, alpha: float, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    weights = [1.0 / (rank**alpha) for rank in range(1, keys + 1)]
+    return rng.choices(range(keys), cum_weights=list(accumulate(weights)), k=requests)
+
+
+def hit_ratio_tinylfu(stream: list[int], bound: int) -> float:
+    store: TheineCache[int, int] = TheineCache(bound)
+    hits = 0
+    for key in stream:
+        if store.get(key)[1]:
+            hits += 1
+        else:
+            store.set(key, key)
+    return hits / len(stream)
+
+
+def hit_ratio_lru(stream: list[int], bound: int) -> float:
+    store: OrderedDict[int, int] = OrderedDict()
+    hits = 0
+    for key in stream:
+        if key in store:
+            store.move_to_end(key)
+            hits += 1
+        else:
+            store[key] = key
+            if len(store) > bound:
+                store.popitem(last=False)
+    return hits / len(stream)
+
+
+async def measure(url: str) -> list[tuple[str, str]]:
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    config = CacheConfig(redis_url=url, namespace=namespace, secret=b"bench")
+    keys = [f"Thing:{i}" for i in range(20)]
+    values = {key: {"id": key, "name": "x" * 40, "n": 7, "tags": ["a", "b"]} for key in keys}
+
+    async def load(missing: list[str]) -> dict[str, object]:
+        return {key: values[key] for key in missing}
+
+    def own(key: str) -> list[str]:
+        return [key]
+
+    async def load_pages(missing: list[str]) -> dict[str, object]:
+        return {key: key for key in missing}
+
+    rows: list[tuple[str, str]] = []
+    async with (
+        TieredCache(config) as tiered,
+        TieredCache(
+            CacheConfig(redis_url=url, namespace=namespace, secret=b"bench", l1_max_entries=0)
+        ) as l2_only,
+    ):
+        await tiered.get_many_or_load(keys, load, tags=own)
+
+        async def one_value() -> object:
+            return await tiered.get_or_load(keys[0], lambda: load([keys[0]]), tags=[keys[0]])
+
+        l1_one = await median_us(one_value, 5000)
+        l1_batch = await median_us(lambda: tiered.get_many_or_load(keys, load, tags=own), 2000)
+        before = l2_only.stats["redis_round_trips"]
+        l2_batch = await median_us(lambda: l2_only.get_many_or_load(keys, load, tags=own), 1000)
+        l2_calls = l2_only.stats["l2_hits"] // len(keys)
+        l2_round_trips = (l2_only.stats["redis_round_trips"] - before) / max(l2_calls, 1)
+
+        # A whole response: a composite depending on 50 tags (as the response cache stores).
+        page_tags = [f"Page:{i}" for i in range(49)]
+        with tiered.recording() as rec:
+            await tiered.get_many_or_load(page_tags, load_pages, tags=own)
+        await tiered.set_entry("response", {"data": "x" * 500}, rec.tag_versions)
+        composite_l1 = await median_us(lambda: tiered.get_entry("response"), 5000)
+        composite_l2 = await median_us(lambda: l2_only.get_entry("response"), 1000)
+        raw = aioredis.Redis.from_url(url)
+        space = KeySpace(namespace)
+        entry_keys = [space.entry(key) for key in keys]
+        raw_mget = await median_us(lambda: raw.mget(entry_keys), 1000)
+        tags = [f"Tag:{i}" for i in range(10)]
+        invalidate_10 = await median_us(lambda: tiered.invalidate(tags), 1000)
+        raw_incr = await median_us(lambda: raw.incr(f"{{{namespace}}}:bench-counter"), 1000)
+        async for key in raw.scan_iter(match=f"{{{namespace}}}*", count=1000):
+            await raw.delete(key)
+        await raw.aclose()
+    # The L2 figure must really be L2 hits, not loads.
+    assert l2_only.stats["l2_hits"] > 0
+    assert l2_only.stats["loads"] <= 1
+
+    rows.append(("L1 hit, 1 key (`get_or_load`)", f"{l1_one:.1f} µs"))
+    rows.append(("L1 hit, batch of 20 (`get_many_or_load`)", f"{l1_batch:.1f} µs"))
+    rows.append(
+        ("L2 hit, batch of 20 (entries + tag versions, verify, decode)", f"{l2_batch:.0f} µs")
+    )
+    rows.append(("Redis round trips per L2 batch read (`stats`)", f"{l2_round_trips:.2f}"))
+    rows.append(("raw redis-py `MGET` of the same 20 keys", f"{raw_mget:.0f} µs"))
+    rows.append(("**ratio L2 batch / raw MGET** (target ≤ 1.5)", f"**{l2_batch / raw_mget:.2f}x**"))
+    rows.append(("L1 hit, whole response with 50 tags (`get_entry`)", f"{composite_l1:.1f} µs"))
+    rows.append(
+        ("L2 hit, whole response, 50 tags (`get_entry`, 1 round trip)", f"{composite_l2:.0f} µs")
+    )
+    rows.append(
+        ("`invalidate` of 10 tags (bump + publish, one round trip)", f"{invalidate_10:.0f} µs")
+    )
+    rows.append(("raw redis-py `INCR`", f"{raw_incr:.0f} µs"))
+    rows.append(("**ratio invalidate 10 / raw INCR**", f"**{invalidate_10 / raw_incr:.2f}x**"))
+
+    stream = zipf_stream(100_000, 1_000_000, 0.9, seed=42)
+    tinylfu = hit_ratio_tinylfu(stream, 10_000)
+    lru = hit_ratio_lru(stream, 10_000)
+    rows.append(
+        (
+            "hit ratio, W-TinyLFU (theine), Zipf 0.9, 1M req / 100k keys / bound 10k",
+            f"{tinylfu:.4f}",
+        )
+    )
+    rows.append(("hit ratio, plain LRU (OrderedDict), same stream", f"{lru:.4f}"))
+    rows.append(("**ratio W-TinyLFU / LRU**", f"**{tinylfu / lru:.3f}x**"))
+    return rows
+
+
+async def main() -> None:
+    url = os.environ.get("REDIS_URL")
+    server = None
+    if not url:
+        server = RedisServer()
+        server.start()
+        url = server.url
+    try:
+        rows = await measure(url)
+    finally:
+        if server is not None:
+            server.close()
+    print("| measurement | median |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,81 @@
+"""A domain-free two-tier cache for async Python services (built for Strawberry GraphQL).
+
+L1 is a bounded W-TinyLFU memory store per process; L2 is Redis, shared by every instance.
+Values carry the *tags* they depend on; invalidating a tag makes every value that depends on
+it a miss, in both tiers and on every instance, and no loader that read its source before
+the invalidation can store its old value afterwards.
+
+Public API::
+
+    config = CacheConfig(redis_url="redis://localhost:6379/0", namespace="app:v1",
+                         secret=b"...", l1_max_entries=10_000, default_ttl=300.0,
+                         redis_timeout_ms=50, enabled=True)
+    async with TieredCache(config) as cache:        # or: await cache.start() / close()
+        # Batch read-through (a dataloader's batch function). ``load(missing_keys)``
+        # runs once, only for keys neither tier had; a key it leaves out of its result
+        # does not exist: that answer is cached too (short TTL) and comes back as None.
+        users = await cache.get_many_or_load(
+            ["User:1", "User:2"], load_users, ttl=60, tags=lambda key: [key])
+        # Single key, with single flight: concurrent misses run ``load`` once.
+        # ``load()`` returns the value, or NOT_FOUND (-> None to the caller).
+        count = await cache.get_or_load("User:1:postCount", load_count, ttl=30,
+                                        tags=["User:1", "Post"])
+        # After the write committed, before answering: awaited, one round trip.
+        await cache.invalidate(["User:1", "Post"])
+        # Composition (e.g. a whole-response cache):
+        with cache.recording() as rec:
+            ...                                     # reads through the cache
+        await cache.set_entry(response_key, body, rec.tag_versions, ttl=30)
+        entry = await cache.get_entry(response_key)  # Entry | None; entry.value
+        cache.stats                                   # dict snapshot of counters
+        cache.status                                  # "ok" | "degraded" | ...
+
+Contract details:
+
+* Not found is returned as ``None`` (and a loader's ``None`` value is also ``None``).
+  ``get_entry`` returns an :class:`Entry` whose ``found`` tells them apart.
+* ``tags(key)`` must be known before the load: their versions are read before the
+  loader runs. Every value also depends on :data:`GLOBAL_TAG` (``"*"``): invalidating it
+  drops the whole namespace.
+* Values must be msgpack-serializable (dicts, lists, str, bytes, numbers, bool, None);
+  tuples come back as lists. Each reader gets its own decoded copy.
+* Redis errors never reach the caller: reads fall back to L1 and the loader, writes to
+  L2 are skipped, invalidations are queued and replayed before L2 is trusted again.
+  Loader exceptions do reach the caller, and nothing is cached for them.
+* ``enabled=False`` calls loaders directly and stores nothing.
+"""
+
+from cache.breaker import BreakerState, CircuitBreaker
+from cache.config import CacheConfig
+from cache.engine import BatchLoader, TagsOf, TieredCache
+from cache.entry import NOT_FOUND, Entry, TagVersions
+from cache.fields import CacheAware, CachedField, CachePolicy, RequestCache, Scope
+from cache.keys import GLOBAL_TAG, KeySpace, compose_key
+from cache.memory import TinyLFUMemoryBackend
+from cache.observation import Observation
+from cache.recording import Recorder
+from cache.stats import CacheStats
+
+__all__ = [
+    "GLOBAL_TAG",
+    "NOT_FOUND",
+    "BatchLoader",
+    "BreakerState",
+    "CacheAware",
+    "CacheConfig",
+    "CachePolicy",
+    "CacheStats",
+    "CachedField",
+    "CircuitBreaker",
+    "Entry",
+    "KeySpace",
+    "Observation",
+    "Recorder",
+    "RequestCache",
+    "Scope",
+    "TagVersions",
+    "TagsOf",
+    "TieredCache",
+    "TinyLFUMemoryBackend",
+    "compose_key",
+]

@@ -1,0 +1,71 @@
+"""Configuration of one cache engine instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """Everything a :class:`~cache.TieredCache` needs; immutable once built.
+
+    Durations are seconds (floats) unless the name says otherwise.
+    """
+
+    redis_url: str | None
+    """``redis://``, ``rediss://`` or ``unix://`` URL (ACL user and password allowed).
+    ``None`` runs the memory tier only."""
+    namespace: str
+    """Prefix of every Redis key and of the broadcast channel, e.g. ``"strata:v1"``.
+    Bump it when the shape of cached values changes."""
+    secret: bytes
+    """HMAC-SHA256 key that signs every entry written to Redis."""
+    l1_max_entries: int = 10_000
+    """Bound of the in-process tier; 0 disables it (every read goes to Redis)."""
+    default_ttl: float = 300.0
+    """TTL of values stored without one of their own."""
+    redis_timeout_ms: int = 50
+    """Deadline of each Redis call; past it the tier is skipped for that call."""
+    enabled: bool = True
+    """False bypasses every tier: loaders are called directly."""
+    not_found_ttl: float = 30.0
+    """TTL of the "does not exist" sentinel: short, so a late creation shows up soon
+    even if its invalidation were lost."""
+    ttl_jitter: float = 0.1
+    """Redis TTLs are stretched by a random factor in [0, jitter) so keys written
+    together do not expire together."""
+    tag_ttl: float = 86_400.0
+    """TTL of tag version keys in Redis. An entry that outlives its tag's version key is
+    simply a miss (the version is recreated at a new value), so this only needs to exceed
+    typical entry TTLs."""
+    degraded_l1_ttl: float = 1.0
+    """Cap of L1 TTLs while the invalidation broadcast (or Redis) is unavailable: the
+    longest another instance's write can stay invisible here."""
+    breaker_failure_threshold: int = 3
+    """Consecutive Redis failures that open the circuit breaker."""
+    breaker_reset_seconds: float = 1.0
+    """How long an open breaker waits before probing Redis again."""
+    redis_max_connections: int = 64
+    """Connection cap of the Redis pool; callers wait for a free connection (bounded by
+    the Redis timeout) rather than fail."""
+    max_pending_invalidations: int = 10_000
+    """Invalidations made while Redis was unreachable are replayed when it returns; past
+    this many distinct tags the whole namespace is invalidated instead."""
+
+    def __post_init__(self) -> None:
+        if not self.namespace:
+            raise ValueError("namespace must not be empty")
+        if self.l1_max_entries < 0:
+            raise ValueError("l1_max_entries must be >= 0")
+        if self.default_ttl <= 0 or self.not_found_ttl <= 0 or self.tag_ttl <= 0:
+            raise ValueError("TTLs must be positive")
+        if self.degraded_l1_ttl <= 0:
+            raise ValueError("degraded_l1_ttl must be positive")
+        if self.redis_timeout_ms <= 0:
+            raise ValueError("redis_timeout_ms must be positive")
+        if not 0 <= self.ttl_jitter < 1:
+            raise ValueError("ttl_jitter must be in [0, 1)")
+        if self.breaker_failure_threshold < 1 or self.breaker_reset_seconds <= 0:
+            raise ValueError("breaker thresholds must be positive")
+        if self.enabled and not self.secret:
+            raise ValueError("secret must not be empty")

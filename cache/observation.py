@@ -1,0 +1,65 @@
+"""Per-task counts of what the engine did, for one request's statistics.
+
+The engine's `stats` add up every request of the process; an observation opened around
+one request sees only that request's hits, misses, loads and Redis trouble, including
+those of tasks it starts (DataLoader batches inherit the context).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextvars import ContextVar, Token
+
+FIELDS = (
+    "l1_hits",
+    "l1_misses",
+    "l2_hits",
+    "l2_misses",
+    "loads",
+    "loaded_keys",
+    "integrity_failures",
+    "redis_errors",
+    "redis_timeouts",
+    "redis_round_trips",
+)
+
+
+class Observation:
+    """Counts for one task, open while used as a context manager (a class rather than a
+    generator-based one: it is entered on every request and must cost next to nothing)."""
+
+    __slots__ = ("_counts", "_token")
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._token: Token[Observation | None] | None = None
+
+    def __enter__(self) -> Observation:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+    def add(self, name: str, n: int) -> None:
+        self._counts[name] += n
+
+    def counts(self) -> dict[str, int]:
+        return {name: self._counts[name] for name in FIELDS}
+
+
+_current: ContextVar[Observation | None] = ContextVar("cache_observation", default=None)
+
+
+def observing() -> Observation:
+    """A new observation; use it as a context manager (`with observing() as counts:`)."""
+    return Observation()
+
+
+def note(name: str, n: int = 1) -> None:
+    """Count `n` events of `name` on the current task's observation, if one is open."""
+    observation = _current.get()
+    if observation is not None and n:
+        observation.add(name, n)

@@ -1,0 +1,135 @@
+"""L2: Redis through aiocache's Redis backend, on a redis-py asyncio pool built from a URL.
+
+aiocache's ``RedisCache`` cannot take a URL (nor a unix socket), so its ``client`` is
+replaced by one built with ``redis.asyncio`` from the URL. The batch read, the conditional
+fill and the invalidation are Lua scripts on that same client: each is one round trip, and
+aiocache has no scripting API beyond ``raw``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from aiocache import RedisCache
+from aiocache.serializers import NullSerializer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from cache import scripts
+from cache.keys import KeySpace
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    blobs: list[bytes | None]
+    versions: list[int]
+    """Current version of each tag asked for, created if it did not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class FillItem:
+    redis_key: str
+    blob: bytes
+    ttl_ms: int
+    tag_indexes: Sequence[int]
+    """0-based positions in the fill's tag list of the tags this entry depends on."""
+
+
+def build_client(url: str, timeout_s: float, max_connections: int) -> aioredis.Redis:
+    """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs, ACL credentials included.
+
+    No retries inside redis-py: the engine's timeout and circuit breaker decide what
+    happens after a failure, and a hidden retry would multiply the caller's wait.
+    A blocking pool makes callers queue for a connection instead of failing at the cap.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=max(timeout_s * 2, 0.05),
+        retry=Retry(NoBackoff(), 0),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def build_listener_client(url: str, connect_timeout_s: float) -> aioredis.Redis:
+    """A separate client for pub/sub: it blocks on reads, so it has no read timeout; it has
+    a health check so a silently dead connection is noticed."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=1,
+    )
+
+
+class RedisTier:
+    def __init__(self, url: str, namespace: str, timeout_s: float, max_connections: int) -> None:
+        self.url = url
+        self.keys = KeySpace(namespace)
+        self.client = build_client(url, timeout_s, max_connections)
+        # encoding=None: entries are binary (signed msgpack), never text.
+        self.backend = RedisCache(serializer=NullSerializer(encoding=None), timeout=None)
+        self.backend.client = self.client
+        self._read = self.client.register_script(scripts.READ)
+        self._read_entry = self.client.register_script(scripts.READ_ENTRY)
+        self._fill = self.client.register_script(scripts.FILL)
+        self._invalidate = self.client.register_script(scripts.INVALIDATE)
+
+    async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
+        """Entries of ``keys`` and the current versions of ``tags``, in one round trip."""
+        redis_keys = [self.keys.entry(key) for key in keys]
+        redis_keys += [self.keys.tag(tag) for tag in tags]
+        reply: Any = await self._read(keys=redis_keys, args=[len(keys), tag_ttl_ms])
+        blobs, versions = msgpack.unpackb(reply, raw=True, use_list=True)
+        return ReadResult([blob or None for blob in blobs], [int(v) for v in versions])
+
+    async def read_entry(self, key: str, tag_ttl_ms: int) -> tuple[bytes | None, list[int]]:
+        """The blob of ``key`` and the current versions of the tags named in its header
+        (in header order), in one round trip."""
+        reply: Any = await self._read_entry(
+            keys=[self.keys.entry(key)], args=[self.keys.tag(""), tag_ttl_ms]
+        )
+        blob, versions = msgpack.unpackb(reply, raw=True, use_list=True)
+        return blob or None, [int(v) for v in versions]
+
+    async def fill(
+        self, items: Sequence[FillItem], tags: Sequence[str], versions: Sequence[int]
+    ) -> int:
+        """Writes the items whose tags still have ``versions``; returns how many it wrote."""
+        keys = [item.redis_key for item in items] + [self.keys.tag(tag) for tag in tags]
+        args: list[Any] = [len(items), len(tags), *versions]
+        for item in items:
+            args += [item.ttl_ms, item.blob, len(item.tag_indexes)]
+            args += [index + 1 for index in item.tag_indexes]
+        written: Any = await self._fill(keys=keys, args=args)
+        return int(written)
+
+    async def invalidate(self, tags: Sequence[str], tag_ttl_ms: int) -> list[int]:
+        reply: Any = await self._invalidate(
+            keys=[self.keys.tag(tag) for tag in tags],
+            args=[tag_ttl_ms, self.keys.channel, *tags],
+        )
+        return [int(v) for v in reply]
+
+    async def get_blob(self, key: str) -> bytes | None:
+        blob: bytes | None = await self.backend.get(self.keys.entry(key))
+        return blob
+
+    async def warm_up(self) -> None:
+        """Opens a connection and loads the scripts, so the first real call is not the one
+        paying for the handshake under the per-call deadline."""
+        for script in (self._read, self._read_entry, self._fill, self._invalidate):
+            await self.client.script_load(script.script)
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()

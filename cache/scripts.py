@@ -1,0 +1,131 @@
+"""Lua scripts: each engine operation on Redis is exactly one of these, one round trip.
+
+Tag versions are integers that only grow. A version key that does not exist is created at
+the server's clock in microseconds, never at 0: if a version key expires or is evicted, it
+comes back *above* every version an old entry may have recorded (each later bump adds 1,
+and a tag is not bumped a million times a second), so old entries can never match again.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Shared by the two read scripts: the current versions of the tag keys KEYS[first..last]
+# (``names`` when the keys are computed in the script), creating missing ones at the server
+# clock in microseconds.
+_VERSIONS = """
+local function current_versions(names, tag_ttl)
+  if #names == 0 then return {} end
+  local versions = redis.call('MGET', unpack(names))
+  local now = nil
+  for i = 1, #versions do
+    if not versions[i] then
+      if not now then
+        local t = redis.call('TIME')
+        now = t[1] .. string.format('%06d', tonumber(t[2]))
+      end
+      redis.call('SET', names[i], now, 'PX', tag_ttl)
+      versions[i] = now
+    end
+  end
+  return versions
+end
+"""
+
+# KEYS: n entry keys, then tag version keys. ARGV: n, tag TTL (ms).
+# Returns one msgpack string {entries (blob | false), tag versions (decimal strings)}: one
+# bulk reply parses far faster in redis-py than 2n+m separate ones. No PTTL per entry: a
+# blob carries its own expiry time (see codec.py).
+READ: Final = (
+    _VERSIONS
+    + """
+local n = tonumber(ARGV[1])
+local entries = {}
+if n > 0 then entries = redis.call('MGET', unpack(KEYS, 1, n)) end
+local names = {}
+for i = n + 1, #KEYS do names[#names + 1] = KEYS[i] end
+return cmsgpack.pack({entries, current_versions(names, ARGV[2])})
+"""
+)
+
+# KEYS: one entry key. ARGV: the tag key prefix, tag TTL (ms).
+# For an entry whose tags the caller does not know (a composite): reads the blob, takes
+# its tag names from the blob's header (see codec.py: after the 32-byte MAC, a u32 length
+# and the tags joined by NUL) and returns msgpack {blob | false, versions of those tags in
+# header order}, in one round trip. The tag keys are derived here rather than declared in
+# KEYS; they share the entry's hash tag ``{ns}``, so they are in its slot. A format-1 blob
+# (no header: its byte 33 is 0x93, never 0) yields no versions, which the reader treats as
+# a miss. The header is signed with the blob, so the reader also checks that these are the
+# entry's own tags.
+READ_ENTRY: Final = (
+    _VERSIONS
+    + """
+local blob = redis.call('GET', KEYS[1])
+local names = {}
+if blob and #blob >= 36 and string.byte(blob, 33) == 0 then
+  local size = struct.unpack('>I4', blob, 33)
+  if size > 0 and 36 + size <= #blob then
+    local pos, stop = 37, 36 + size
+    while true do
+      local zero = string.find(blob, '\0', pos, true)
+      if not zero or zero > stop then
+        names[#names + 1] = ARGV[1] .. string.sub(blob, pos, stop)
+        break
+      end
+      names[#names + 1] = ARGV[1] .. string.sub(blob, pos, zero - 1)
+      pos = zero + 1
+    end
+  end
+end
+return cmsgpack.pack({blob or false, current_versions(names, ARGV[2])})
+"""
+)
+
+# KEYS: n entry keys, then m tag version keys.
+# ARGV: n, m, the m versions the entries were computed against, then per entry:
+#   TTL (ms), blob, c, then c 1-based indexes into the tag keys it depends on.
+# An entry is written only if all its tags still have the versions it recorded: a loader
+# that read the source before a concurrent invalidation cannot store its old value.
+FILL: Final = """
+local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
+local current = {}
+if m > 0 then
+  local got = redis.call('MGET', unpack(KEYS, n + 1, n + m))
+  for i = 1, m do current[i] = (got[i] == ARGV[2 + i]) end
+end
+local a, written = 3 + m, 0
+for i = 1, n do
+  local c = tonumber(ARGV[a + 2])
+  local ok = true
+  for j = 1, c do
+    if not current[tonumber(ARGV[a + 2 + j])] then ok = false end
+  end
+  if ok then
+    redis.call('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[a])
+    written = written + 1
+  end
+  a = a + 3 + c
+end
+return written
+"""
+
+# KEYS: tag version keys. ARGV: tag TTL (ms), broadcast channel, the tag names.
+# Bumps every tag, then publishes {tags, new versions} so other instances drop their L1
+# copies; returns the new versions.
+INVALIDATE: Final = """
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+local versions, tags = {}, {}
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    versions[i] = redis.call('INCR', KEYS[i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  else
+    redis.call('SET', KEYS[i], now, 'PX', ARGV[1])
+    versions[i] = tonumber(now)
+  end
+  tags[i] = ARGV[2 + i]
+end
+redis.call('PUBLISH', ARGV[2], cmsgpack.pack({tags, versions}))
+return versions
+"""

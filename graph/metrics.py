@@ -1,0 +1,165 @@
+"""Prometheus metrics of one app, on a registry of its own (no module-level state).
+
+With several worker processes (`strata serve --workers N`) each process writes its values
+to files under PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, chosen
+when the variable is set before the client is imported) and /metrics adds them up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics"]
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+)  # fmt: skip
+SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+# Engine counters (cache.TieredCache.stats) and the Prometheus series they feed.
+CACHE_COUNTERS: Mapping[str, tuple[str, dict[str, str]]] = {
+    "l1_hits": ("hits", {"tier": "l1"}),
+    "l1_misses": ("misses", {"tier": "l1"}),
+    "l2_hits": ("hits", {"tier": "l2"}),
+    "l2_misses": ("misses", {"tier": "l2"}),
+    "l1_evictions": ("evictions", {"tier": "l1"}),
+    "integrity_failures": ("integrity_failures", {}),
+    "redis_errors": ("redis_errors", {"kind": "error"}),
+    "redis_timeouts": ("redis_errors", {"kind": "timeout"}),
+    "redis_round_trips": ("redis_round_trips", {}),
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        registry = self.registry = CollectorRegistry(auto_describe=True)
+        self.rejected_requests = Counter(
+            "strata_rejected_requests",
+            "Requests refused before execution, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.graphql_errors = Counter(
+            "strata_graphql_errors",
+            "GraphQL errors in responses, by extensions.code",
+            ["code"],
+            registry=registry,
+        )
+        self.operations = Counter(
+            "strata_operations",
+            "GraphQL operations executed by Strawberry (response-cache hits are not)",
+            ["type"],
+            registry=registry,
+        )
+        self.sql_statements = Counter(
+            "strata_sql_statements", "SQL statements sent to the database", registry=registry
+        )
+        self.request_seconds = Histogram(
+            "strata_request_seconds",
+            "Time to answer a /graphql request",
+            ["method"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.operation_seconds = Histogram(
+            "strata_operation_seconds",
+            "Time to answer one GraphQL operation, by type and response-cache result",
+            ["type", "response"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.sql_per_operation = Histogram(
+            "strata_sql_statements_per_operation",
+            "SQL statements run by one operation",
+            registry=registry,
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
+        )
+        self.batch_size = Histogram(
+            "strata_dataloader_batch_size",
+            "Keys per DataLoader batch",
+            ["loader"],
+            registry=registry,
+            buckets=SIZE_BUCKETS,
+        )
+        self.response_cache = Counter(
+            "strata_response_cache",
+            "Whole-response cache lookups and stores: hit, miss (stored), skip (not storable)",
+            ["result"],
+            registry=registry,
+        )
+        self.invalidations = Counter(
+            "strata_cache_invalidations",
+            "Tags invalidated, by kind (the part of the tag before its first ':')",
+            ["kind"],
+            registry=registry,
+        )
+        self.cache_counters = {
+            name: Counter(
+                f"strata_cache_{name}",
+                f"Cache engine: {name.replace('_', ' ')}",
+                sorted(labels),
+                registry=registry,
+            )
+            for name, labels in {
+                series: labels for series, labels in CACHE_COUNTERS.values()
+            }.items()
+        }
+        self.breaker_open = Gauge(
+            "strata_redis_breaker_open",
+            "1 while the Redis circuit breaker is open (Redis skipped), else 0",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.l1_entries = Gauge(
+            "strata_cache_l1_entries",
+            "Entries in the in-process tier",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._last_engine: dict[str, int] = {}
+        self._operation_timers: dict[tuple[str, str], Any] = {}
+
+    def operation_timer(self, kind: str, response: str) -> Any:
+        """The latency histogram child of one (type, response) pair, bound once."""
+        key = (kind, response)
+        timer = self._operation_timers.get(key)
+        if timer is None:
+            timer = self._operation_timers[key] = self.operation_seconds.labels(
+                type=kind, response=response
+            )
+        return timer
+
+    def absorb_engine_stats(self, stats: Mapping[str, object]) -> None:
+        """Move the engine's in-process counters into Prometheus (by their increase)."""
+        for name, (series, labels) in CACHE_COUNTERS.items():
+            value = stats.get(name)
+            if not isinstance(value, int):
+                continue
+            increase = value - self._last_engine.get(name, 0)
+            if increase > 0:
+                counter = self.cache_counters[series]
+                (counter.labels(**labels) if labels else counter).inc(increase)
+            self._last_engine[name] = value
+        self.breaker_open.set(1 if stats.get("breaker_state") == "open" else 0)
+        entries = stats.get("l1_size")
+        if isinstance(entries, int):
+            self.l1_entries.set(entries)
+
+    def source(self) -> CollectorRegistry:
+        """What /metrics (and /dashboard/data) read: this process's registry, or with
+        several workers one that adds up every worker's files."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            return combined
+        return self.registry
+
+    def render(self) -> bytes:
+        return generate_latest(self.source())

@@ -1,0 +1,175 @@
+"""The long-lived parts of one app instance, opened and closed by its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import Any
+
+import strawberry
+from sqlalchemy import text
+
+from cache import NOT_FOUND, CacheConfig, RequestCache, TieredCache
+from graph.activity import Activity
+from graph.context import Context
+from graph.errors import bad_input
+from graph.metrics import Metrics
+from graph.observability import count_sql, tags_invalidated
+from graph.response_cache import ResponseCache
+from graph.schema import build_schema
+from graph.settings import Settings
+from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
+from models.tokens import digest, is_plausible, user_for_token
+
+log = logging.getLogger("strata")
+
+MAX_TAGS_PER_CALL = 1000
+MAX_TAG_LENGTH = 200
+TOKEN_TTL = 300.0  # tokens cannot be revoked through the API; a new one is a new key
+STATS_SYNC_SECONDS = 1.0
+CACHE_FORMAT = 1  # bump when the shape of cached values changes without the schema changing
+
+
+def cache_namespace(prefix: str, schema: strawberry.Schema) -> str:
+    """`<prefix>:v<schema version>`: a deploy that changes the schema or the cached record
+    shapes reads none of the old entries."""
+    shapes = [
+        f"{record.__name__}({','.join(f.name for f in fields(record))})"
+        for record in (AuthorRecord, BookRecord, ReviewRecord, UserRecord)
+    ]
+    source = "\n".join([str(CACHE_FORMAT), schema.as_str(), *shapes])
+    return f"{prefix}:v{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+
+
+def cache_config(settings: Settings, namespace: str) -> CacheConfig:
+    return CacheConfig(
+        redis_url=settings.redis_url,
+        namespace=namespace,
+        secret=settings.cache_secret_bytes,
+        l1_max_entries=settings.l1_max_entries,
+        default_ttl=float(settings.default_ttl),
+        redis_timeout_ms=settings.redis_timeout_ms,
+        enabled=settings.cache_enabled,
+    )
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    wanted = list(dict.fromkeys(tags))
+    if len(wanted) > MAX_TAGS_PER_CALL:
+        raise bad_input(f"at most {MAX_TAGS_PER_CALL} tags per call")
+    if any(not tag or len(tag) > MAX_TAG_LENGTH for tag in wanted):
+        raise bad_input(f"tags must be 1 to {MAX_TAG_LENGTH} characters")
+    return wanted
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    schema: strawberry.Schema
+    metrics: Metrics
+    cache: TieredCache
+    responses: ResponseCache
+    activity: Activity
+    _sync: asyncio.Task[None] | None = None
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        schema = build_schema(settings)
+        namespace = cache_namespace(settings.cache_prefix, schema)
+        db = Database(settings.database_url)
+        metrics = Metrics()
+        count_sql(db.engine, metrics)
+        cache = TieredCache(cache_config(settings, namespace))
+        activity = Activity()
+        return cls(
+            settings=settings,
+            db=db,
+            schema=schema,
+            metrics=metrics,
+            cache=cache,
+            responses=ResponseCache(cache, settings, activity.hot_keys.seen),
+            activity=activity,
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        if settings.cache_enabled and settings.redis_url is None:
+            log.warning("REDIS_URL is not set: caching in process memory only")
+        if settings.cache_enabled and settings.redis_url and not settings.cache_secret:
+            log.warning(
+                "STRATA_CACHE_SECRET is not set: using a random key, so Redis entries "
+                "written by other instances or earlier runs will not verify"
+            )
+        await self.cache.start()
+        self._sync = asyncio.create_task(self._sync_engine_stats())
+
+    async def _sync_engine_stats(self) -> None:
+        # The engine counts in process memory; Prometheus (possibly across worker
+        # processes) gets the increases once a second.
+        while True:
+            self.metrics.absorb_engine_stats(self.cache.stats)
+            await asyncio.sleep(STATS_SYNC_SECONDS)
+
+    async def close(self) -> None:
+        if self._sync is not None:
+            self._sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync
+        await self.cache.close()
+        await self.db.dispose()
+
+    def context(self, viewer: UserRecord | None) -> Context:
+        request_cache = RequestCache(
+            cache=self.cache,
+            viewer=None if viewer is None else str(viewer.id),
+            default_ttl=float(self.settings.default_ttl),
+            on_read=self.activity.hot_keys.seen,
+        )
+        return Context(
+            db=self.db,
+            settings=self.settings,
+            viewer=viewer,
+            request_cache=request_cache,
+            invalidate_tags=self.invalidate_tags,
+        )
+
+    async def viewer_for_token(self, token: str) -> UserRecord | None:
+        """The user a bearer token belongs to, through the cache (keyed by its digest, so
+        the token itself is never stored); None for an unknown token."""
+        if not is_plausible(token):
+            return None
+        key = f"Token:{digest(token)}"
+
+        async def load() -> Any:
+            user = await self.db.read(partial(user_for_token, token=token))
+            return NOT_FOUND if user is None else [user.id, user.name, user.is_admin]
+
+        value: list[Any] | None = await self.cache.get_or_load(key, load, ttl=TOKEN_TTL, tags=[key])
+        return None if value is None else UserRecord(*value)
+
+    async def database_ready(self) -> bool:
+        try:
+            await self.db.read(lambda conn: conn.execute(text("SELECT 1")))
+        except Exception:
+            log.exception("database is not reachable")
+            return False
+        return True
+
+    async def invalidate_tags(self, tags: Iterable[str], source: str = "mutation") -> int:
+        """Bump cache tags in every tier and on every instance; the number bumped.
+        `source` says who asked (mutation, admin, cli), for the dashboard and metrics."""
+        wanted = check_tags(tags)
+        if not wanted:
+            return 0
+        bumped = await self.cache.invalidate(wanted)
+        self.activity.invalidated(wanted, source)
+        tags_invalidated(len(wanted))
+        for tag in wanted:
+            self.metrics.invalidations.labels(kind=tag.partition(":")[0]).inc()
+        return bumped

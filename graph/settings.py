@@ -1,0 +1,73 @@
+"""Every setting of SPEC section 5, read from the environment once per process."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./strata.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STRATA_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    env: Literal["dev", "production"] = "production"
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "STRATA_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "STRATA_REDIS_URL")
+    )
+    cache: Literal["on", "off"] = "on"
+    cache_secret: str | None = None
+    cache_prefix: str = Field("strata", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    l1_max_entries: int = Field(10_000, ge=1)
+    default_ttl: int = Field(300, ge=1)
+    redis_timeout_ms: int = Field(50, ge=1)
+    expose_cache_stats: bool | None = None
+    response_cache: bool = True
+    # Comma-separated operation names whose responses are never stored whole.
+    response_cache_exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    response_cache_max_ttl: int = Field(300, ge=1)
+    response_cache_max_bytes: int = Field(256 * 1024, ge=1)
+    graphiql: bool = True
+    max_depth: int = Field(12, ge=1)
+    max_aliases: int = Field(30, ge=0)
+    max_tokens: int = Field(2000, ge=1)
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("response_cache_exclude", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @property
+    def dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def cache_enabled(self) -> bool:
+        return self.cache == "on"
+
+    @property
+    def cache_stats_exposed(self) -> bool:
+        if self.expose_cache_stats is None:
+            return self.dev
+        return self.expose_cache_stats
+
+    @cached_property
+    def cache_secret_bytes(self) -> bytes:
+        """The HMAC key; a random one per process when unset (the app warns at start)."""
+        if self.cache_secret:
+            return self.cache_secret.encode()
+        return secrets.token_bytes(32)

@@ -1,0 +1,82 @@
+"""Fixtures for the cache engine tests: engines on a real Redis, and a source of truth."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache import CacheConfig, TieredCache
+
+SECRET = b"test-secret"
+
+MakeCache = Callable[..., Awaitable[TieredCache]]
+
+
+def config_for(redis_url: str | None, namespace: str, **overrides: Any) -> CacheConfig:
+    # A generous Redis deadline by default so a busy test machine does not turn hits into
+    # timeouts; the fault tests set a short one.
+    base = CacheConfig(
+        redis_url=redis_url, namespace=namespace, secret=SECRET, redis_timeout_ms=1000
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture
+async def make_cache(redis_url: str, key_prefix: str) -> AsyncIterator[MakeCache]:
+    """Started engines on the suite's Redis under this test's prefix; closed at the end."""
+    engines: list[TieredCache] = []
+
+    async def make(**overrides: Any) -> TieredCache:
+        overrides.setdefault("redis_url", redis_url)
+        url = overrides.pop("redis_url")
+        engine = TieredCache(config_for(url, key_prefix, **overrides))
+        await engine.start()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.close()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+class Source:
+    """The database stand-in: a dict, with a count of reads per key."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data: dict[str, Any] = dict(data or {})
+        self.batches: list[list[str]] = []
+
+    async def load(self, keys: list[str]) -> dict[str, Any]:
+        self.batches.append(list(keys))
+        return {key: self.data[key] for key in keys if key in self.data}
+
+    @property
+    def reads(self) -> int:
+        return sum(len(batch) for batch in self.batches)
+
+
+def own_tag(key: str) -> list[str]:
+    return [key]
+
+
+async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
+    """Polls ``condition`` (cheap, in-process) until it holds; fails the test after ``within``
+    seconds. Used where the event is another task's progress, not the passage of time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not reached within {within}s")
+        await asyncio.sleep(0.001)

@@ -1,0 +1,85 @@
+"""Cross-instance L1 coherence through the invalidation broadcast (SPEC 6.7)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import redis.asyncio as aioredis
+
+from tests.cache.conftest import MakeCache, Source, eventually, own_tag
+from tests.redis_server import RedisServer
+
+
+async def test_other_instance_drops_its_l1_copy_within_milliseconds(
+    make_cache: MakeCache,
+) -> None:
+    writer = await make_cache()
+    reader = await make_cache()
+    windows: list[float] = []
+    for round_number in range(20):
+        key = f"k{round_number}"
+        source = Source({key: "old"})
+        await writer.get_many_or_load([key], source.load, tags=own_tag)
+        await reader.get_many_or_load([key], source.load, tags=own_tag)
+        hits = reader.stats["l1_hits"]
+        assert await reader.get_many_or_load([key], source.load, tags=own_tag) == {key: "old"}
+        assert reader.stats["l1_hits"] == hits + 1  # the reader really holds it in L1
+
+        source.data[key] = "new"
+        await writer.invalidate([key])
+        invalidated_at = time.perf_counter()
+        received = reader.stats["invalidations_received"]
+        await eventually(lambda: reader.stats["invalidations_received"] > received)  # noqa: B023
+        windows.append(time.perf_counter() - invalidated_at)
+        assert await reader.get_many_or_load([key], source.load, tags=own_tag) == {key: "new"}
+    windows.sort()
+    print(
+        f"\ncross-instance window: median {statistics.median(windows) * 1000:.2f} ms, "
+        f"max {windows[-1] * 1000:.2f} ms"
+    )
+    assert statistics.median(windows) < 0.05
+
+
+async def test_lost_broadcast_flushes_l1_and_reconnects(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    cache = await make_cache(redis_url=redis_server.url)
+    source = Source({"k": 1})
+    await cache.get_many_or_load(["k"], source.load, tags=own_tag)
+    assert cache.broadcast_connected
+    flushes = cache.stats["l1_flushes"]
+
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.client_kill_filter(_type="pubsub")
+    finally:
+        await admin.aclose()
+    await eventually(lambda: cache.stats["broadcast_lost"] == 1)
+    await eventually(lambda: cache.stats["broadcast_connects"] == 2)
+    assert cache.stats["l1_flushes"] >= flushes + 2  # on the loss and on the resubscribe
+    assert cache.stats["l1_size"] == 0
+    assert cache.broadcast_connected
+    # Served again from L2 (its entries are still valid), then from L1.
+    assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": 1}
+    assert source.reads == 1
+
+
+async def test_invalidation_after_resubscribe_still_reaches_the_other_instance(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    writer = await make_cache(redis_url=redis_server.url)
+    reader = await make_cache(redis_url=redis_server.url)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.client_kill_filter(_type="pubsub")
+    finally:
+        await admin.aclose()
+    await eventually(lambda: reader.stats["broadcast_connects"] == 2)
+    await eventually(lambda: writer.stats["broadcast_connects"] == 2)
+    source = Source({"k": "old"})
+    await reader.get_many_or_load(["k"], source.load, tags=own_tag)
+    source.data["k"] = "new"
+    await writer.invalidate(["k"])
+    await eventually(lambda: reader.stats["invalidations_received"] >= 1)
+    assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}

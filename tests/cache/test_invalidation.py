@@ -1,0 +1,213 @@
+"""Tag invalidation, and the stale-set race of SPEC 6.8 in both tiers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache import TieredCache
+from cache.entry import TagVersions
+from cache.keys import KeySpace
+from cache.versions import TagVersionView
+from tests.cache.conftest import MakeCache, Source, eventually, own_tag
+
+
+class SlowSource(Source):
+    """Reads the data at once, then holds its answer until released: the loader that read
+    the database just before a concurrent write committed."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.has_read = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def load(self, keys: list[str]) -> dict[str, Any]:
+        snapshot = await super().load(keys)
+        self.has_read.set()
+        await self.release.wait()
+        return snapshot
+
+
+async def test_invalidation_reaches_every_list_that_depends_on_a_tag(
+    make_cache: MakeCache,
+) -> None:
+    source = Source({"item:1": "a", "list:all": ["a"], "item:2": "b"})
+    cache = await make_cache()
+    tags = {"item:1": ["Item:1"], "list:all": ["Item"], "item:2": ["Item:2"]}
+    await cache.get_many_or_load(list(source.data), source.load, tags=tags.__getitem__)
+    source.data.update({"item:1": "a2", "list:all": ["a2"]})
+    assert await cache.invalidate(["Item:1", "Item", "Item:1"]) == 2
+    got = await cache.get_many_or_load(list(source.data), source.load, tags=tags.__getitem__)
+    assert got == source.data
+    assert source.batches[-1] == ["item:1", "list:all"]  # item:2 was not touched
+
+
+async def test_slow_loader_cannot_store_its_old_value_after_an_invalidation(
+    make_cache: MakeCache,
+) -> None:
+    """Same process: the load starts, the write commits and invalidates, the load ends."""
+    source = SlowSource({"k": "old"})
+    cache = await make_cache()
+    other = await make_cache()
+    reader = asyncio.create_task(cache.get_many_or_load(["k"], source.load, tags=own_tag))
+    await source.has_read.wait()
+    source.data["k"] = "new"
+    await cache.invalidate(["k"])
+    source.release.set()
+    assert await reader == {"k": "old"}  # it was concurrent with the write: allowed
+
+    fresh = Source(source.data)
+    assert await cache.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+    assert await other.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+    stats = cache.stats
+    assert stats["l1_stale_rejected"] >= 1
+    assert stats["l2_stale_rejected"] == 1
+
+
+async def test_slow_loader_on_another_instance_cannot_store_its_old_value(
+    make_cache: MakeCache,
+) -> None:
+    source = SlowSource({"k": "old"})
+    loader_instance = await make_cache()
+    writer_instance = await make_cache()
+    reader = asyncio.create_task(loader_instance.get_many_or_load(["k"], source.load, tags=own_tag))
+    await source.has_read.wait()
+    source.data["k"] = "new"
+    await writer_instance.invalidate(["k"])
+    source.release.set()
+    await reader
+
+    fresh = Source(source.data)
+    assert await writer_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+    # The loader instance may learn of the invalidation only through the broadcast, but the
+    # version it read before its load can no longer match, so neither tier holds "old".
+    assert await loader_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+
+
+async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: MakeCache) -> None:
+    """Read-your-writes: a load in flight from before the write must not be shared with a
+    read that starts after the invalidation returned."""
+    source = SlowSource({"k": "old"})
+    cache = await make_cache()
+    before = asyncio.create_task(cache.get_many_or_load(["k"], source.load, tags=own_tag))
+    await source.has_read.wait()
+    source.data["k"] = "new"
+    await cache.invalidate(["k"])
+    fresh = Source(source.data)
+    after = await cache.get_many_or_load(["k"], fresh.load, tags=own_tag)
+    assert after == {"k": "new"}
+    source.release.set()
+    await before
+
+
+async def test_vanished_tag_version_never_revalidates_old_entries(
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """A version key that expires or is evicted comes back above every recorded version."""
+    source = Source({"k": "old"})
+    writer = await make_cache()
+    await writer.get_many_or_load(["k"], source.load, tags=own_tag)
+    tag_key = KeySpace(key_prefix).tag("k")
+    recorded = int(await redis_client.get(tag_key) or 0)
+    await redis_client.delete(tag_key)  # as maxmemory eviction or expiry would
+    source.data["k"] = "new"
+    reader = await make_cache()
+    assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+    assert int(await redis_client.get(tag_key) or 0) > recorded
+    assert reader.stats["l2_invalid_versions"] == 1
+
+
+async def test_global_tag_drops_the_whole_namespace(make_cache: MakeCache) -> None:
+    source = Source({"a": 1, "b": 2})
+    cache = await make_cache()
+    other = await make_cache()
+    await cache.get_many_or_load(["a", "b"], source.load, tags=own_tag)
+    source.data.update({"a": 10, "b": 20})
+    await other.invalidate(["*"])
+    assert await other.get_many_or_load(["a", "b"], source.load, tags=own_tag) == source.data
+
+
+async def test_composite_entry_dies_with_any_of_its_tags(make_cache: MakeCache) -> None:
+    source = Source({"a": 1, "b": 2})
+    cache = await make_cache()
+    other = await make_cache()
+    with cache.recording() as rec:
+        parts = await cache.get_many_or_load(["a", "b"], source.load, tags=own_tag)
+    assert {tag for tag, _ in rec.tag_versions} == {"a", "b", "*"}
+    await cache.set_entry("page", {"sum": sum(v or 0 for v in parts.values())}, rec.tag_versions)
+    assert (await cache.get_entry("page")) is not None
+    entry = await other.get_entry("page")
+    assert entry is not None
+    assert entry.value == {"sum": 3}
+
+    await other.invalidate(["b"])
+    assert await other.get_entry("page") is None
+    await eventually(lambda: cache.stats["invalidations_received"] >= 1)
+    assert await cache.get_entry("page") is None
+
+
+async def test_composite_built_across_an_invalidation_is_refused(make_cache: MakeCache) -> None:
+    source = Source({"a": 1})
+    cache = await make_cache()
+    with cache.recording() as rec:
+        await cache.get_many_or_load(["a"], source.load, tags=own_tag)
+        await cache.invalidate(["a"])  # a write lands while the response is being built
+    await cache.set_entry("page", "stale page", rec.tag_versions)
+    assert await cache.get_entry("page") is None
+    fresh = await _fresh_engine_like(cache)
+    try:
+        assert await fresh.get_entry("page") is None
+    finally:
+        await fresh.close()
+
+
+async def test_recording_sees_hits_of_every_tier(make_cache: MakeCache) -> None:
+    source = Source({"a": 1})
+    cache = await make_cache()
+    with cache.recording() as miss:
+        await cache.get_many_or_load(["a"], source.load, tags=own_tag)
+    with cache.recording() as hit:
+        await cache.get_many_or_load(["a"], source.load, tags=own_tag)
+    assert miss.tag_versions == hit.tag_versions
+    assert hit.reads == 1
+
+
+async def _fresh_engine_like(cache: TieredCache) -> TieredCache:
+    engine = TieredCache(cache.config)
+    await engine.start()
+    return engine
+
+
+async def test_l1_hits_skip_the_tag_check_only_while_the_view_is_unchanged(
+    make_cache: MakeCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = 0
+    original = TagVersionView.is_current
+
+    def counting(self: TagVersionView, versions: TagVersions) -> bool:
+        nonlocal checks
+        checks += 1
+        return original(self, versions)
+
+    cache = await make_cache()
+    many = [f"T:{i}" for i in range(50)]
+    data = {"page": "v1"}
+
+    async def load() -> str:
+        return data["page"]
+
+    await cache.get_or_load("page", load, tags=many)
+    monkeypatch.setattr(TagVersionView, "is_current", counting)
+    for _ in range(5):
+        assert await cache.get_or_load("page", load, tags=many) == "v1"
+    assert checks == 0  # verified when it was filled; the view has not moved since
+    await cache.invalidate(["unrelated"])
+    for _ in range(3):
+        assert await cache.get_or_load("page", load, tags=many) == "v1"
+    assert checks == 1  # the view moved: checked once more, then remembered again
+    data["page"] = "v2"
+    await cache.invalidate(["T:49"])
+    assert await cache.get_or_load("page", load, tags=many) == "v2"

@@ -1,0 +1,143 @@
+"""Suite-wide fixtures: a real Redis for every run, isolated by key prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph.settings import Settings
+from tests.api import Api, running_api
+from tests.databases import PostgresTemplate, SqliteTemplate, postgres_reachable
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when set (CI may point it at a shared Redis), else a throwaway server."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A fresh namespace per test, so tests sharing one Redis never see each other's keys."""
+    return f"strata-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server that a fault test may stop and restart."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# --- databases ---------------------------------------------------------------------------
+
+DATABASE_KINDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresTemplate | None]:
+    if not asyncio.run(postgres_reachable()):
+        if os.environ.get("STRATA_TEST_REQUIRE_POSTGRES"):
+            raise RuntimeError("STRATA_TEST_REQUIRE_POSTGRES is set but PostgreSQL is unreachable")
+        yield None
+        return
+    template = PostgresTemplate()
+    try:
+        yield template
+    finally:
+        template.close()
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: SqliteTemplate,
+    postgres_template: PostgresTemplate | None,
+) -> Iterator[str]:
+    """A freshly migrated, empty database: SQLite, and PostgreSQL when it is reachable."""
+    if request.param == "sqlite":
+        yield sqlite_template.clone(tmp_path)
+        return
+    if postgres_template is None:
+        pytest.skip("PostgreSQL is not reachable (set STRATA_TEST_REQUIRE_POSTGRES to fail)")
+    url = postgres_template.clone()
+    try:
+        yield url
+    finally:
+        PostgresTemplate.drop(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: SqliteTemplate) -> str:
+    """SQLite only, for tests whose subject is not the database."""
+    return sqlite_template.clone(tmp_path)
+
+
+# --- the API in process ------------------------------------------------------------------
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    """Dev settings, without `extensions.cache` in answers unless a test asks for it."""
+    defaults = {"expose_cache_stats": False, "log_level": "WARNING"}
+    return Settings(database_url=database_url, env="dev", **{**defaults, **overrides})
+
+
+@pytest.fixture
+async def api(database_url: str) -> AsyncIterator[Api]:
+    """The app on a seeded database of each kind."""
+    async with running_api(test_settings(database_url)) as client:
+        yield client
+
+
+@pytest.fixture
+async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
+    """The app on a seeded SQLite database, for tests about HTTP rather than storage."""
+    async with running_api(test_settings(sqlite_url)) as client:
+        yield client
+
+
+@pytest.fixture
+def cached_settings(sqlite_url: str, redis_url: str, key_prefix: str) -> Settings:
+    """Both tiers on: Redis at `redis_url` under a namespace of this test's own."""
+    return test_settings(
+        sqlite_url, redis_url=redis_url, cache_secret="test-secret", cache_prefix=key_prefix
+    )
+
+
+@pytest.fixture
+async def cached_api(cached_settings: Settings) -> AsyncIterator[Api]:
+    async with running_api(cached_settings) as client:
+        yield client
+
+
+@pytest.fixture
+async def uncached_api(database_url: str) -> AsyncIterator[Api]:
+    """The app with every cache tier off (STRATA_CACHE=off), on each kind of database."""
+    async with running_api(test_settings(database_url, cache="off")) as client:
+        yield client

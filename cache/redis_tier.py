@@ -18,6 +18,7 @@ from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cache import scripts
 from cache.keys import KeySpace
@@ -42,8 +43,12 @@ class FillItem:
 def build_client(url: str, timeout_s: float, max_connections: int) -> aioredis.Redis:
     """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs, ACL credentials included.
 
-    No retries inside redis-py: the engine's timeout and circuit breaker decide what
-    happens after a failure, and a hidden retry would multiply the caller's wait.
+    One retry inside redis-py, for connection errors only: a pooled connection the
+    server has closed (a restart, CLIENT KILL, an idle timeout) fails its next command
+    at once, and redis-py's own check on checkout does not reliably notice. The retry
+    reconnects; every script is safe to run twice (reads, a conditional SET, version
+    bumps that only need to grow). Timeouts are never retried: the engine's deadline and
+    circuit breaker decide what happens then, and a hidden retry would multiply the wait.
     A blocking pool makes callers queue for a connection instead of failing at the cap.
     """
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -52,7 +57,7 @@ def build_client(url: str, timeout_s: float, max_connections: int) -> aioredis.R
         timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         socket_timeout=max(timeout_s * 2, 0.05),
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     return aioredis.Redis(connection_pool=pool)
 

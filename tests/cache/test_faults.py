@@ -193,3 +193,27 @@ async def test_the_background_loop_recovers_an_idle_instance(
     redis_server.start()
     await eventually(lambda: cache.status == "ok", within=5)  # nobody calls anything
     assert cache.stats["breaker_closed"] >= 1
+
+
+async def test_connections_the_server_closed_are_replaced_without_an_error(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    # A server of the test's own: CLIENT KILL would also cut anyone else's connections.
+    cache = await make_cache(redis_url=redis_server.url)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    source = Source({f"n{i}": i for i in range(24)})
+
+    async def concurrent_reads(first: int) -> None:
+        keys = [f"n{i}" for i in range(first, first + 8)]
+        await asyncio.gather(
+            *(cache.get_many_or_load([key], source.load, tags=own_tag) for key in keys)
+        )
+
+    await concurrent_reads(0)  # several pooled connections, now idle
+    await admin.client_kill_filter(_type="normal", skipme=True)
+    await admin.aclose()
+    await concurrent_reads(8)
+    await concurrent_reads(16)
+    stats = cache.stats
+    assert stats["redis_errors"] + stats["redis_timeouts"] == 0, stats
+    assert stats["breaker_state"] == "closed"

@@ -131,31 +131,31 @@ def serve(extra: list[str]) -> int:
             redis[0].wait(timeout=10)
 
 
-CHROMIUM = Path("/usr/bin/chromium")
+SYSTEM_PROGRAMS = {"chromium": "the dashboard's browser test", "wrk": "`strata bench`"}
+"""Debian packages (each named like its program) that some tests drive."""
 
 
-def _ensure_chromium() -> None:
-    """The dashboard's browser test drives Debian's chromium: install it when it is missing
-    and we are root on a Debian-like system; elsewhere that test skips and says why."""
-    if CHROMIUM.exists():
+def _ensure_system_programs() -> None:
+    """Install the missing ones when we are root on a Debian-like system; elsewhere the
+    tests that need them skip and say why."""
+    missing = [name for name in SYSTEM_PROGRAMS if shutil.which(name) is None]
+    if not missing:
         return
+    needed_by = ", ".join(f"{name} ({SYSTEM_PROGRAMS[name]})" for name in missing)
     apt = shutil.which("apt-get")
     if apt is None or not Path("/etc/debian_version").exists():
-        print(f"no {CHROMIUM} and no apt-get: the dashboard browser test will skip", flush=True)
+        print(f"not installed, and no apt-get: {needed_by}; those tests will skip", flush=True)
         return
     if os.geteuid() != 0:
-        print(
-            f"no {CHROMIUM}: run `sudo apt-get install chromium` for the dashboard browser "
-            "test (it will skip)",
-            flush=True,
-        )
+        command = " ".join(["sudo apt-get install", *missing])
+        print(f"not installed: {needed_by}; run `{command}` (those tests skip)", flush=True)
         return
-    print(f"no {CHROMIUM}: installing Debian's chromium for the dashboard browser test", flush=True)
+    print(f"installing Debian's {' and '.join(missing)} for {needed_by}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if _run(apt, "install", "-y", "chromium", env=env) != 0:
+    if _run(apt, "install", "-y", *missing, env=env) != 0:
         _run(apt, "update", env=env)
-        if _run(apt, "install", "-y", "chromium", env=env) != 0:
-            print("could not install chromium: the dashboard browser test will skip", flush=True)
+        if _run(apt, "install", "-y", *missing, env=env) != 0:
+            print(f"could not install {' '.join(missing)}: those tests will skip", flush=True)
 
 
 def test(extra: list[str]) -> int:
@@ -168,8 +168,8 @@ def test(extra: list[str]) -> int:
         [python, "-m", "pytest", *extra],
     ]
     for step in steps:
-        if step is steps[-1]:  # pytest, whose dashboard browser test wants chromium
-            _ensure_chromium()
+        if step is steps[-1]:  # pytest: some of its tests drive chromium and wrk
+            _ensure_system_programs()
         code = _run(*step, env=env)
         if code != 0:
             return code

@@ -15,6 +15,7 @@ from graph.settings import Settings
 from tests.api import Api, running_api
 from tests.databases import PostgresTemplate, SqliteTemplate, postgres_reachable
 from tests.redis_server import RedisServer
+from tests.strict import STRICT
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +63,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[PostgresTemplate | None]:
     if not asyncio.run(postgres_reachable()):
-        if os.environ.get("STRATA_TEST_REQUIRE_POSTGRES"):
-            raise RuntimeError("STRATA_TEST_REQUIRE_POSTGRES is set but PostgreSQL is unreachable")
+        if STRICT:
+            raise RuntimeError("STRATA_TEST_STRICT is set but PostgreSQL is unreachable")
         yield None
         return
     template = PostgresTemplate()
@@ -85,7 +86,7 @@ def database_url(
         yield sqlite_template.clone(tmp_path)
         return
     if postgres_template is None:
-        pytest.skip("PostgreSQL is not reachable (set STRATA_TEST_REQUIRE_POSTGRES to fail)")
+        pytest.skip("PostgreSQL is not reachable (set STRATA_TEST_STRICT to fail)")
     url = postgres_template.clone()
     try:
         yield url

@@ -22,6 +22,7 @@ from graph.settings import Settings
 from tests import conftest
 from tests.api import prepare_database, running_api
 from tests.servers import Server, running, server_env
+from tests.strict import require_program
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -104,14 +105,14 @@ async def settled_metrics(server: Server) -> str:
     raise AssertionError("/metrics kept changing after the traffic stopped")
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"Debian's chromium is not installed at {CHROMIUM}: `python3 dev.py test` installs "
-    "it when run as root where apt-get exists; else run `apt-get install chromium` as root",
-)
 async def test_dashboard_in_a_browser_agrees_with_metrics(
     sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:
+    require_program(
+        str(CHROMIUM),
+        "`python3 dev.py test` installs Debian's chromium when run as root where apt-get "
+        "exists; else run `apt-get install chromium` as root",
+    )
     try:
         from playwright.async_api import async_playwright
     except ImportError:  # pragma: no cover - playwright is in the dev lock

@@ -88,9 +88,9 @@ class RedisTier:
 
     async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
         """Entries of ``keys`` and the current versions of ``tags``, in one round trip."""
-        redis_keys = [self.keys.entry(key) for key in keys]
-        redis_keys += [self.keys.tag(tag) for tag in tags]
-        reply: Any = await self._read(keys=redis_keys, args=[len(keys), tag_ttl_ms])
+        names = msgpack.packb([keys, tags])
+        prefixes = [self.keys.entry(""), self.keys.tag("")]
+        reply: Any = await self._read(keys=[self.keys.prefix], args=[*prefixes, tag_ttl_ms, names])
         blobs, versions = msgpack.unpackb(reply, raw=True, use_list=True)
         return ReadResult([blob or None for blob in blobs], [int(v) for v in versions])
 

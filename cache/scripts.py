@@ -32,19 +32,27 @@ local function current_versions(names, tag_ttl)
 end
 """
 
-# KEYS: n entry keys, then tag version keys. ARGV: n, tag TTL (ms).
+# KEYS: one key of the namespace (it routes the call to the namespace's slot).
+# ARGV: entry key prefix, tag key prefix, tag TTL (ms), msgpack [[entry key suffixes],
+# [tag names]].
 # Returns one msgpack string {entries (blob | false), tag versions (decimal strings)}: one
-# bulk reply parses far faster in redis-py than 2n+m separate ones. No PTTL per entry: a
-# blob carries its own expiry time (see codec.py).
+# bulk reply parses far faster in redis-py than 2n+m separate ones. The names travel as
+# one packed argument rather than 2n+m: redis-py packs each argument in Python, which
+# cost more than the script itself (the keys all share the namespace's hash tag, so they
+# are in the routed slot, as in READ_ENTRY). No PTTL per entry: a blob carries its own
+# expiry time (see codec.py).
 READ: Final = (
     _VERSIONS
     + """
-local n = tonumber(ARGV[1])
+local names = cmsgpack.unpack(ARGV[4])
+local keys, tags = names[1], names[2]
 local entries = {}
-if n > 0 then entries = redis.call('MGET', unpack(KEYS, 1, n)) end
-local names = {}
-for i = n + 1, #KEYS do names[#names + 1] = KEYS[i] end
-return cmsgpack.pack({entries, current_versions(names, ARGV[2])})
+if #keys > 0 then
+  for i = 1, #keys do keys[i] = ARGV[1] .. keys[i] end
+  entries = redis.call('MGET', unpack(keys))
+end
+for i = 1, #tags do tags[i] = ARGV[2] .. tags[i] end
+return cmsgpack.pack({entries, current_versions(tags, ARGV[3])})
 """
 )
 

@@ -140,7 +140,7 @@ class CacheAdmin:
         if ``tag`` is given, that depend on it; at most ``limit`` of them, after looking at
         no more than ``max_scanned`` keys."""
         redis = self._redis
-        prefix = redis.keys.entry("")
+        prefix = redis.keys.entry_prefix
         match = _glob_escape(prefix) + (pattern or "*")
         client = redis.client
         found: list[KeyInfo] = []
@@ -264,8 +264,8 @@ class CacheAdmin:
         redis = self._redis
         memory = await self._call(redis.client.info("memory"))
         scan = await self._scan(_glob_escape(redis.keys.prefix) + "*", max_scanned)
-        entry_prefix = redis.keys.entry("").encode()
-        tag_prefix = redis.keys.tag("").encode()
+        entry_prefix = redis.keys.entry_prefix.encode()
+        tag_prefix = redis.keys.tag_prefix.encode()
         entries = sum(1 for name in scan.keys if name.startswith(entry_prefix))
         tags = sum(1 for name in scan.keys if name.startswith(tag_prefix))
         stats = self._cache.stats

@@ -41,12 +41,12 @@ class KeySpace:
 
     def __init__(self, namespace: str) -> None:
         self.prefix = "{" + namespace + "}:"
-        self._entry = self.prefix + "e:"
-        self._tag = self.prefix + "t:"
+        self.entry_prefix = self.prefix + "e:"
+        self.tag_prefix = self.prefix + "t:"
         self.channel = self.prefix + "invalidations"
 
     def entry(self, key: str) -> str:
-        return self._entry + key
+        return self.entry_prefix + key
 
     def tag(self, tag: str) -> str:
-        return self._tag + tag
+        return self.tag_prefix + tag

@@ -89,8 +89,10 @@ class RedisTier:
     async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
         """Entries of ``keys`` and the current versions of ``tags``, in one round trip."""
         names = msgpack.packb([keys, tags])
-        prefixes = [self.keys.entry(""), self.keys.tag("")]
-        reply: Any = await self._read(keys=[self.keys.prefix], args=[*prefixes, tag_ttl_ms, names])
+        space = self.keys
+        reply: Any = await self._read(
+            keys=[space.prefix], args=[space.entry_prefix, space.tag_prefix, tag_ttl_ms, names]
+        )
         blobs, versions = msgpack.unpackb(reply, raw=True, use_list=True)
         return ReadResult([blob or None for blob in blobs], [int(v) for v in versions])
 
@@ -98,7 +100,7 @@ class RedisTier:
         """The blob of ``key`` and the current versions of the tags named in its header
         (in header order), in one round trip."""
         reply: Any = await self._read_entry(
-            keys=[self.keys.entry(key)], args=[self.keys.tag(""), tag_ttl_ms]
+            keys=[self.keys.entry(key)], args=[self.keys.tag_prefix, tag_ttl_ms]
         )
         blob, versions = msgpack.unpackb(reply, raw=True, use_list=True)
         return blob or None, [int(v) for v in versions]

@@ -144,6 +144,13 @@ class Server:
         return body
 
 
+def outside_env(*also: str) -> dict[str, str]:
+    """Our environment without what would configure a Strata process (STRATA_*, REDIS_URL,
+    DATABASE_URL) nor the variables named in ``also``."""
+    dropped = {"REDIS_URL", "DATABASE_URL", *also}
+    return {k: v for k, v in os.environ.items() if not k.startswith("STRATA_") and k not in dropped}
+
+
 def server_env(
     database_url: str,
     redis_url: str | None,
@@ -153,11 +160,7 @@ def server_env(
     secret: str = "e2e-secret",
 ) -> dict[str, str]:
     """The environment of one instance; nothing STRATA_* or REDIS_* leaks in from ours."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("STRATA_") and k not in ("REDIS_URL", "DATABASE_URL")
-    }
+    env = outside_env()
     env.update(
         DATABASE_URL=database_url,
         STRATA_ENV="dev",

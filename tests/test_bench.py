@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -18,6 +17,7 @@ from rich.console import Console
 from graph.bench import BenchConfig, main, wrk
 from graph.bench import plan as plans
 from graph.bench.scrape import SERVER_FIGURES, Scrape, parse, server_figures
+from tests.servers import outside_env
 from tests.strict import require_program
 
 STRATA = Path(sys.executable).parent / "strata"
@@ -167,15 +167,9 @@ def test_the_quick_run_completes_without_errors_and_reports_every_figure(
     """`strata bench --quick` as a user runs it: its figures are checked for shape and
     sense, never for speed (this machine is shared)."""
     require_program("wrk", "`python3 dev.py test` installs it as root; else `apt-get install wrk`")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
-        and not name.startswith("STRATA_")
-    }
     finished = subprocess.run(
         [str(STRATA), "bench", "--quick", "--out", str(tmp_path / "out")],
-        env=env,
+        env=outside_env("PROMETHEUS_MULTIPROC_DIR"),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from cache import recording
 from cache.breaker import BreakerState, CircuitBreaker
 from cache.broadcast import InvalidationListener
-from cache.codec import EntryCodec, IntegrityError
+from cache.codec import EntryCodec, IntegrityError, header_of
 from cache.config import CacheConfig
 from cache.entry import NOT_FOUND, Entry, TagVersions
 from cache.keys import GLOBAL_TAG
@@ -337,50 +337,54 @@ class TieredCache:
 
         leading: list[str] = []
         waiting: list[tuple[str, Flight]] = []
+        joinable = self._flights.joinable
         for key in missing:
-            flight = self._flights.joinable(key)
+            flight = joinable(key)
             if flight is None:
                 leading.append(key)
             else:
                 waiting.append((key, flight))
 
         if leading:
-            key_tags = {key: _tags_for(key, tags_of) for key in leading}
-            own = {key: self._flights.lead(key, key_tags[key]) for key in leading}
-            try:
-                fetched = await self._fetch(leading, key_tags, load, ttl)
-            except BaseException as error:
-                shared = error if isinstance(error, Exception) else FlightAborted()
-                for key, flight in own.items():
-                    self._flights.land(key, flight)
-                    flight.fail(shared)
-                raise
-            for key, flight in own.items():
-                self._flights.land(key, flight)
-                flight.resolve(fetched[key])
-            found.update(fetched)
-
+            found.update(await self._lead(leading, load, ttl, tags_of))
         if waiting:
             self._stats.single_flight_joins += len(waiting)
             for key, flight in waiting:
                 try:
-                    found[key] = await asyncio.shield(flight.future)
+                    found[key] = (await asyncio.shield(flight.future))[key]
                 except FlightAborted:
-                    own_tags = {key: _tags_for(key, tags_of)}
-                    found.update(await self._fetch([key], own_tags, load, ttl))
+                    found.update(await self._lead([key], load, ttl, tags_of))
         return found
+
+    async def _lead(
+        self, keys: list[str], load: BatchLoader[V], ttl: float | None, tags_of: TagsOf | None
+    ) -> dict[str, Entry]:
+        """Fetches ``keys`` under one flight that concurrent readers of them join."""
+        key_tags = {key: _tags_for(key, tags_of) for key in keys}
+        all_tags = list(dict.fromkeys(tag for tags in key_tags.values() for tag in tags))
+        flights = self._flights
+        flight = flights.lead(keys, all_tags)
+        try:
+            fetched = await self._fetch(keys, key_tags, all_tags, load, ttl)
+        except BaseException as error:
+            flights.land(keys, flight)
+            flight.fail(error if isinstance(error, Exception) else FlightAborted())
+            raise
+        flights.land(keys, flight)
+        flight.resolve(fetched)
+        return fetched
 
     async def _fetch(
         self,
         keys: list[str],
         key_tags: Mapping[str, tuple[str, ...]],
+        all_tags: list[str],
         load: BatchLoader[V],
         ttl: float | None,
     ) -> dict[str, Entry]:
         """L2, then the loader for what L2 lacks, then fill both tiers."""
         ttl = ttl or self.config.default_ttl
         epoch = self._view.epoch
-        all_tags = list(dict.fromkeys(tag for key in keys for tag in key_tags[key]))
         result: dict[str, Entry] = {}
         versions: dict[str, int] | None = None
         read: ReadResult | None = None
@@ -396,17 +400,19 @@ class TieredCache:
             self._view.merge(versions.items(), epoch)
             accepted = self._accept_l2(keys, key_tags, read, versions)
             result = {key: entry for key, (entry, _) in accepted.items()}
-            await self._fill_l1(
-                [
-                    (key, entry, remaining)
-                    for key, (entry, expires_at_ms) in accepted.items()
-                    if (remaining := _remaining(expires_at_ms, ttl)) > 0
-                ],
-                epoch,
-            )
+            if self._l1 is not None and accepted:
+                now = time.time()
+                await self._fill_l1(
+                    [
+                        (key, entry, remaining)
+                        for key, (entry, expires_at_ms) in accepted.items()
+                        if (remaining := _remaining(expires_at_ms, ttl, now)) > 0
+                    ],
+                    epoch,
+                )
+            if len(result) == len(keys):
+                return result
         missing = [key for key in keys if key not in result]
-        if not missing:
-            return result
 
         if versions is None:
             versions = dict(self._view.local_versions(all_tags))
@@ -436,25 +442,32 @@ class TieredCache:
     ) -> dict[str, tuple[Entry, int]]:
         """Entries of the read that are valid now, with their expiry times."""
         accepted: dict[str, tuple[Entry, int]] = {}
-        decode = self._decode
+        assert self._redis is not None
+        entry_prefix = self._redis.keys.entry_prefix
+        decode_known = self._codec.decode_known
         pending = bool(self._pending) or self._pending_all
         invalid = not_found = 0
         for key, blob in zip(keys, read.blobs, strict=True):
             if blob is None:
                 continue
-            decoded = decode(key, blob)
-            if decoded is None:
+            tags = key_tags[key]
+            try:
+                opened = decode_known((entry_prefix + key).encode(), blob, header_of(tags))
+            except IntegrityError as error:
+                self._integrity_failure(key, error)
                 continue
-            recorded = decoded[0].versions
-            expected = key_tags[key]
-            if not _matches(recorded, expected, versions) or (
-                pending and self._blocked_by_pending(expected)
+            # None: written against other tags (a caller with another tags function).
+            if (
+                opened is None
+                or opened[1] != [versions[tag] for tag in tags]
+                or (pending and self._blocked_by_pending(tags))
             ):
                 invalid += 1
                 continue
-            if decoded[0].payload is None:
+            payload, recorded, expires_at_ms = opened
+            if payload is None:
                 not_found += 1
-            accepted[key] = decoded
+            accepted[key] = (Entry(payload, tuple(zip(tags, recorded, strict=True))), expires_at_ms)
         stats = self._stats
         hits = len(accepted)
         misses = len(keys) - hits
@@ -473,15 +486,20 @@ class TieredCache:
         try:
             return self._codec.decode_timed(self._redis.keys.entry(key).encode(), blob)
         except IntegrityError as error:
-            self._stats.integrity_failures += 1
-            note("integrity_failures")
-            if (
-                key not in self._integrity_logged
-                and len(self._integrity_logged) < _LOGGED_INTEGRITY_KEYS_MAX
-            ):
-                self._integrity_logged.add(key)
-                logger.warning("cache entry %r failed its integrity check: %s", key, error)
+            self._integrity_failure(key, error)
             return None
+
+    def _integrity_failure(self, key: str, error: IntegrityError) -> None:
+        """Counted every time, logged once per key (bounded): a tampered or foreign entry
+        is read on every request until it expires."""
+        self._stats.integrity_failures += 1
+        note("integrity_failures")
+        if (
+            key not in self._integrity_logged
+            and len(self._integrity_logged) < _LOGGED_INTEGRITY_KEYS_MAX
+        ):
+            self._integrity_logged.add(key)
+            logger.warning("cache entry %r failed its integrity check: %s", key, error)
 
     # -- fills -------------------------------------------------------------------------
 
@@ -784,32 +802,18 @@ class TieredCache:
 
 
 def _tags_for(key: str, tags_of: TagsOf | None) -> tuple[str, ...]:
+    """The tags of ``key``'s value, with :data:`GLOBAL_TAG`, in one canonical (sorted)
+    order: entries record them in this order, so a reader compares lists, not sets."""
     own = tags_of(key) if tags_of is not None else ()
-    return tuple(dict.fromkeys((*own, GLOBAL_TAG)))
+    return tuple(sorted({*own, GLOBAL_TAG}))
 
 
-def _matches(recorded: TagVersions, expected: Sequence[str], versions: Mapping[str, int]) -> bool:
-    """``recorded`` covers exactly the ``expected`` tags, each at its current version."""
-    if len(recorded) != len(expected):
-        return False
-    for (tag, version), want in zip(recorded, expected, strict=True):
-        if tag != want or versions[tag] != version:
-            break
-    else:
-        return True
-    # Same tags in another order (another caller's ``tags`` function), or a mismatch.
-    as_dict = dict(recorded)
-    return len(as_dict) == len(expected) and all(
-        as_dict.get(tag) == versions[tag] for tag in expected
-    )
-
-
-def _remaining(expires_at_ms: int, ttl: float) -> float:
+def _remaining(expires_at_ms: int, ttl: float, now: float | None = None) -> float:
     """Seconds an entry read from Redis may live in L1: what is left of its Redis TTL (from
     the expiry written in the entry), or ``ttl`` when the entry does not say."""
     if not expires_at_ms:
         return ttl
-    return expires_at_ms / 1000 - time.time()
+    return expires_at_ms / 1000 - (time.time() if now is None else now)
 
 
 def _value_or_none(value: Any) -> Any:

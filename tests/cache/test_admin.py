@@ -39,7 +39,7 @@ async def test_scan_entries_by_pattern_and_tag_never_uses_keys(
     assert sorted(info.key for info in posts) == [f"Post:{i}" for i in range(5)]
     tagged = await admin.scan_entries(tag="User:7")
     assert [info.key for info in tagged] == ["User:7"]
-    assert tagged[0].tags == ("User:7", "User", "*")
+    assert tagged[0].tags == ("*", "User", "User:7")  # canonical (sorted) order
     assert tagged[0].size_bytes > 32
     assert 0 < (tagged[0].ttl_seconds or 0) <= 330
     assert len(await admin.scan_entries(tag="User", limit=10)) == 10  # bounded
@@ -55,7 +55,7 @@ async def test_inspect_shows_value_tags_versions_and_validity(
     assert seen.found
     assert seen.valid
     assert seen.value == {"n": 3}
-    assert [state.tag for state in seen.tags] == ["User:3", "User", "*"]
+    assert [state.tag for state in seen.tags] == ["*", "User", "User:3"]
     assert all(state.recorded == state.current for state in seen.tags)
     assert seen.size_bytes == await redis_client.strlen(KeySpace(key_prefix).entry("User:3"))
     assert seen.ttl_seconds is not None

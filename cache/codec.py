@@ -61,14 +61,13 @@ class EntryCodec:
         """Raises ``ValueError`` for a tag containing NUL (the header separator): such an
         entry is not stored in Redis."""
         tags = entry.tags
-        header = header_of(tags)
-        if header.count(0) != max(len(tags) - 1, 0):
+        if any(_SEPARATOR in tag for tag in tags):
             raise ValueError("a tag contains NUL: entry not storable in Redis")
         body: bytes = msgpack.packb(
             [FORMAT, entry.payload, [version for _, version in entry.versions], expires_at_ms],
             use_bin_type=True,
         )
-        rest = len(header).to_bytes(4, "big") + header + body
+        rest = header_of(tags) + body
         return self._mac(redis_key, rest) + rest
 
     def decode(self, redis_key: bytes, blob: bytes) -> Entry:
@@ -100,12 +99,9 @@ class EntryCodec:
         versions (in the order of those tags) and expiry, or ``None`` when it was written
         against other tags. A byte comparison instead of parsing the header."""
         self._verify(redis_key, blob)
-        size = len(header)
-        if int.from_bytes(blob[_MAC_SIZE:_HEADER_AT], "big") != size or not blob.startswith(
-            header, _HEADER_AT
-        ):
+        if not blob.startswith(header, _MAC_SIZE):
             return None
-        return _unpack_body(blob, _HEADER_AT + size)
+        return _unpack_body(blob, _MAC_SIZE + len(header))
 
     def _verify(self, redis_key: bytes, blob: bytes) -> None:
         if len(blob) <= _MAC_SIZE:
@@ -122,8 +118,10 @@ Opened = tuple[bytes | None, list[int], int]
 
 
 def header_of(tags: Sequence[str]) -> bytes:
-    """The header naming ``tags`` (in this order), as written before an entry's body."""
-    return _SEPARATOR.join(tags).encode()
+    """The framed header naming ``tags`` in this order (its u32 length, then the tags
+    joined by NUL), exactly as it follows the MAC in a blob."""
+    joined = _SEPARATOR.join(tags).encode()
+    return len(joined).to_bytes(4, "big") + joined
 
 
 def _unpack_body(blob: bytes, body_at: int) -> Opened:

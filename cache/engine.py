@@ -172,14 +172,10 @@ class TieredCache:
         if not wanted:
             return {}
         entries = await self._entries(wanted, load, ttl, tags)
-        recorders = recording.active()
-        out: dict[str, V | None] = {}
-        for key in wanted:
-            entry = entries[key]
-            for recorder in recorders:
+        for recorder in recording.active():
+            for entry in entries.values():
                 recorder.add(entry.versions)
-            out[key] = entry.value
-        return out
+        return {key: entries[key].value for key in wanted}
 
     async def get_or_load(
         self,
@@ -335,15 +331,17 @@ class TieredCache:
             if not missing:
                 return found
 
-        leading: list[str] = []
+        leading: list[str] = missing
         waiting: list[tuple[str, Flight]] = []
-        joinable = self._flights.joinable
-        for key in missing:
-            flight = joinable(key)
-            if flight is None:
-                leading.append(key)
-            else:
-                waiting.append((key, flight))
+        if self._flights:
+            leading = []
+            joinable = self._flights.joinable
+            for key in missing:
+                flight = joinable(key)
+                if flight is None:
+                    leading.append(key)
+                else:
+                    waiting.append((key, flight))
 
         if leading:
             found.update(await self._lead(leading, load, ttl, tags_of))
@@ -398,15 +396,15 @@ class TieredCache:
         if read is not None:
             versions = dict(zip(all_tags, read.versions, strict=True))
             self._view.merge(versions.items(), epoch)
-            accepted = self._accept_l2(keys, key_tags, read, versions)
-            result = {key: entry for key, (entry, _) in accepted.items()}
-            if self._l1 is not None and accepted:
+            expiries: dict[str, int] | None = None if self._l1 is None else {}
+            result = self._accept_l2(keys, key_tags, read, versions, expiries)
+            if expiries:
                 now = time.time()
                 await self._fill_l1(
                     [
                         (key, entry, remaining)
-                        for key, (entry, expires_at_ms) in accepted.items()
-                        if (remaining := _remaining(expires_at_ms, ttl, now)) > 0
+                        for key, entry in result.items()
+                        if (remaining := _remaining(expiries[key], ttl, now)) > 0
                     ],
                     epoch,
                 )
@@ -439,12 +437,15 @@ class TieredCache:
         key_tags: Mapping[str, tuple[str, ...]],
         read: ReadResult,
         versions: Mapping[str, int],
-    ) -> dict[str, tuple[Entry, int]]:
-        """Entries of the read that are valid now, with their expiry times."""
-        accepted: dict[str, tuple[Entry, int]] = {}
+        expiries: dict[str, int] | None,
+    ) -> dict[str, Entry]:
+        """Entries of the read that are valid now; their expiry times go to ``expiries``
+        when given (for the L1 fill)."""
+        accepted: dict[str, Entry] = {}
         assert self._redis is not None
         entry_prefix = self._redis.keys.entry_prefix
         decode_known = self._codec.decode_known
+        version_of = versions.__getitem__
         pending = bool(self._pending) or self._pending_all
         invalid = not_found = 0
         for key, blob in zip(keys, read.blobs, strict=True):
@@ -459,7 +460,7 @@ class TieredCache:
             # None: written against other tags (a caller with another tags function).
             if (
                 opened is None
-                or opened[1] != [versions[tag] for tag in tags]
+                or opened[1] != list(map(version_of, tags))
                 or (pending and self._blocked_by_pending(tags))
             ):
                 invalid += 1
@@ -467,7 +468,9 @@ class TieredCache:
             payload, recorded, expires_at_ms = opened
             if payload is None:
                 not_found += 1
-            accepted[key] = (Entry(payload, tuple(zip(tags, recorded, strict=True))), expires_at_ms)
+            accepted[key] = Entry(payload, tuple(zip(tags, recorded, strict=True)))
+            if expiries is not None:
+                expiries[key] = expires_at_ms
         stats = self._stats
         hits = len(accepted)
         misses = len(keys) - hits

@@ -217,3 +217,46 @@ async def test_connections_the_server_closed_are_replaced_without_an_error(
     stats = cache.stats
     assert stats["redis_errors"] + stats["redis_timeouts"] == 0, stats
     assert stats["breaker_state"] == "closed"
+
+
+async def test_scripts_the_server_forgot_are_loaded_again(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """A Redis restart without persistence, or SCRIPT FLUSH, drops the loaded scripts; the
+    next call loads its script again instead of failing (and falling back to the loader)."""
+    cache = await make_cache(redis_url=redis_server.url, l1_max_entries=0)
+    source = Source({"k": "v"})
+    assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v"}
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.script_flush()
+    finally:
+        await admin.aclose()
+    assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v"}
+    assert source.reads == 1  # the second read was an L2 hit
+    assert await cache.invalidate(["k"]) == 1
+    stats = cache.stats
+    assert stats["redis_errors"] + stats["redis_timeouts"] == 0, stats
+
+
+async def test_calls_beyond_the_connection_cap_wait_for_a_connection(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    cache = await make_cache(
+        redis_url=redis_server.url, l1_max_entries=0, redis_max_connections=2
+    )
+    source = Source({f"n{i}": i for i in range(40)})
+    results = await asyncio.gather(
+        *(cache.get_many_or_load([f"n{i}"], source.load, tags=own_tag) for i in range(40))
+    )
+    assert results == [{f"n{i}": i} for i in range(40)]
+    stats = cache.stats
+    assert stats["redis_errors"] + stats["redis_timeouts"] == 0, stats
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        # The engine's command connections (the broadcast listener is a pubsub client),
+        # plus this admin connection.
+        normal = await admin.client_list(_type="normal")
+    finally:
+        await admin.aclose()
+    assert len(normal) - 1 <= 2, normal

@@ -51,6 +51,24 @@ async def test_l2_outlives_an_engine_restart(make_cache: MakeCache) -> None:
     assert source.reads == 1
 
 
+async def test_an_l2_entry_serves_only_readers_with_the_same_tags(make_cache: MakeCache) -> None:
+    """An entry records the tags it was computed under: a reader whose value depends on a
+    tag the entry never recorded must not be served it (that tag may have moved since),
+    while a reader naming the same tags in another order is."""
+    source = Source({"k": "old"})
+    writer = await make_cache(l1_max_entries=0)
+    reader = await make_cache(l1_max_entries=0)
+    await writer.get_many_or_load(["k"], source.load, tags=own_tag)
+    await reader.invalidate(["list"])
+    source.data["k"] = "new"
+    both = await reader.get_many_or_load(["k"], source.load, tags=lambda key: [key, "list"])
+    assert both == {"k": "new"}
+    assert reader.stats["l2_invalid_versions"] == 1
+    reordered = await writer.get_many_or_load(["k"], source.load, tags=lambda key: ["list", key])
+    assert reordered == {"k": "new"}
+    assert source.reads == 2  # the reordered read was an L2 hit
+
+
 async def test_not_found_is_cached_as_a_sentinel_and_invalidated(make_cache: MakeCache) -> None:
     source = Source()
     cache = await make_cache()

@@ -242,9 +242,7 @@ async def test_scripts_the_server_forgot_are_loaded_again(
 async def test_calls_beyond_the_connection_cap_wait_for_a_connection(
     make_cache: MakeCache, redis_server: RedisServer
 ) -> None:
-    cache = await make_cache(
-        redis_url=redis_server.url, l1_max_entries=0, redis_max_connections=2
-    )
+    cache = await make_cache(redis_url=redis_server.url, l1_max_entries=0, redis_max_connections=2)
     source = Source({f"n{i}": i for i in range(40)})
     results = await asyncio.gather(
         *(cache.get_many_or_load([f"n{i}"], source.load, tags=own_tag) for i in range(40))

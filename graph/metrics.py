@@ -111,6 +111,11 @@ class Metrics:
                 series: labels for series, labels in CACHE_COUNTERS.values()
             }.items()
         }
+        # Every engine series exists from the start: no Redis errors reads as 0 on /metrics
+        # (and in `strata bench`), not as a missing series.
+        for series, labels in CACHE_COUNTERS.values():
+            if labels:
+                self.cache_counters[series].labels(**labels)
         self.breaker_open = Gauge(
             "strata_redis_breaker_open",
             "1 while the Redis circuit breaker is open (Redis skipped), else 0",

@@ -108,6 +108,9 @@ async def test_metrics_follow_the_traffic(stats_api: Api) -> None:
     assert series(text, "strata_dataloader_batch_size_count", loader="Book") >= 1
     assert series(text, "strata_graphql_errors_total", code="GRAPHQL_VALIDATION_FAILED") == 1
     assert "strata_redis_breaker_open 0.0" in text
+    # Series that never moved are still there, at zero (a dashboard reads "0", not "no data").
+    assert 'strata_cache_redis_errors_total{kind="error"} 0.0' in text
+    assert 'strata_cache_redis_errors_total{kind="timeout"} 0.0' in text
 
 
 async def test_metrics_add_up_across_worker_processes(

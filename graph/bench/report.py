@@ -281,7 +281,7 @@ def charts(document: dict[str, Any], out: Path) -> list[Path]:
                 values.append(max(value or 0.0, 1e-3))
             positions = [p + (i - (len(RUN_ORDER) - 1) / 2) * width for p in range(len(phases))]
             bars = ax.bar(positions, values, width, label=kind)
-            ax.bar_label(bars, fmt="%.3g", fontsize=7)
+            ax.bar_label(bars, fmt="{:,.0f}" if metric == "rps" else "%.3g", fontsize=7)
         if metric == "rps" and document.get("healthz"):
             ax.axhline(document["healthz"]["rps"], color="grey", linestyle="--", linewidth=1,
                        label="/healthz")  # fmt: skip

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Sequence
 from typing import Final
 
@@ -32,6 +33,7 @@ _BLOCK: Final = hashlib.sha256().block_size
 _HEADER_AT: Final = _MAC_SIZE + 4
 _LEGACY_MARK: Final = 0x93  # msgpack fixarray of 3: the first byte of a format-1 body
 _SEPARATOR: Final = "\x00"
+_U32: Final = struct.Struct(">I").pack
 
 
 class IntegrityError(Exception):
@@ -121,7 +123,7 @@ def header_of(tags: Sequence[str]) -> bytes:
     """The framed header naming ``tags`` in this order (its u32 length, then the tags
     joined by NUL), exactly as it follows the MAC in a blob."""
     joined = _SEPARATOR.join(tags).encode()
-    return len(joined).to_bytes(4, "big") + joined
+    return _U32(len(joined)) + joined
 
 
 def _unpack_body(blob: bytes, body_at: int) -> Opened:

@@ -30,7 +30,7 @@ from cache.broadcast import InvalidationListener
 from cache.codec import EntryCodec, IntegrityError, header_of
 from cache.config import CacheConfig
 from cache.entry import NOT_FOUND, Entry, TagVersions
-from cache.keys import GLOBAL_TAG
+from cache.keys import GLOBAL_TAG, KeySpace
 from cache.memory import TinyLFUMemoryBackend
 from cache.observation import Observation, note, observing
 from cache.redis_tier import FillItem, ReadResult, RedisTier, build_listener_client
@@ -81,6 +81,7 @@ class TieredCache:
         self._breaker = CircuitBreaker(
             config.breaker_failure_threshold, config.breaker_reset_seconds
         )
+        self._keys = KeySpace(config.namespace)
         self._redis: RedisTier | None = None
         self._listener: InvalidationListener | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -102,12 +103,10 @@ class TieredCache:
         if not config.enabled or config.redis_url is None or self._redis is not None:
             return
         url = config.redis_url
-        self._redis = RedisTier(
-            url, config.namespace, self._timeout_s, config.redis_max_connections
-        )
+        self._redis = RedisTier(url, self._keys, self._timeout_s, config.redis_max_connections)
         self._listener = InvalidationListener(
             lambda: build_listener_client(url, max(self._timeout_s, 1.0)),
-            self._redis.keys.channel,
+            self._keys.channel,
             self._on_broadcast,
             self._on_broadcast_connected,
             self._on_broadcast_lost,
@@ -347,11 +346,14 @@ class TieredCache:
             found.update(await self._lead(leading, load, ttl, tags_of))
         if waiting:
             self._stats.single_flight_joins += len(waiting)
+            orphaned: list[str] = []
             for key, flight in waiting:
                 try:
                     found[key] = (await asyncio.shield(flight.future))[key]
                 except FlightAborted:
-                    found.update(await self._lead([key], load, ttl, tags_of))
+                    orphaned.append(key)
+            if orphaned:  # their leader was cancelled: load them ourselves, in one batch
+                found.update(await self._lead(orphaned, load, ttl, tags_of))
         return found
 
     async def _lead(
@@ -442,8 +444,7 @@ class TieredCache:
         """Entries of the read that are valid now; their expiry times go to ``expiries``
         when given (for the L1 fill)."""
         accepted: dict[str, Entry] = {}
-        assert self._redis is not None
-        entry_prefix = self._redis.keys.entry_prefix
+        entry_prefix = self._keys.entry_prefix
         decode_known = self._codec.decode_known
         version_of = versions.__getitem__
         pending = bool(self._pending) or self._pending_all
@@ -468,7 +469,8 @@ class TieredCache:
             payload, recorded, expires_at_ms = opened
             if payload is None:
                 not_found += 1
-            accepted[key] = Entry(payload, tuple(zip(tags, recorded, strict=True)))
+            # Same length: the versions compared equal above.
+            accepted[key] = Entry(payload, tuple(zip(tags, recorded, strict=False)))
             if expiries is not None:
                 expiries[key] = expires_at_ms
         stats = self._stats
@@ -485,9 +487,8 @@ class TieredCache:
         return accepted
 
     def _decode(self, key: str, blob: bytes) -> tuple[Entry, int] | None:
-        assert self._redis is not None
         try:
-            return self._codec.decode_timed(self._redis.keys.entry(key).encode(), blob)
+            return self._codec.decode_timed(self._keys.entry(key).encode(), blob)
         except IntegrityError as error:
             self._integrity_failure(key, error)
             return None

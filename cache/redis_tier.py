@@ -53,14 +53,16 @@ def build_client(url: str, timeout_s: float) -> aioredis.Redis:
     bumps that only need to grow). Timeouts are never retried: the engine's deadline and
     circuit breaker decide what happens then, and a hidden retry would multiply the wait.
 
-    No ``socket_timeout``: every caller bounds its call with ``asyncio.timeout`` (the
-    engine's per-call deadline, the admin's), and a cancelled command makes redis-py drop
-    the connection. With a socket timeout set, redis-py wraps every write in
-    ``asyncio.wait_for``, a new Task and extra event-loop turns per command on Python 3.11.
-    The pool itself has no cap: :class:`RedisTier` caps its calls with a semaphore.
+    ``socket_timeout=None``, explicitly (redis-py 8 otherwise sets 5 s): every caller
+    bounds its call with ``asyncio.timeout`` (the engine's per-call deadline, the admin's),
+    and a cancelled command makes redis-py drop the connection. With a socket timeout set,
+    redis-py wraps every write in ``asyncio.wait_for``, a new Task and extra event-loop
+    turns per command on Python 3.11. The pool itself has no cap: :class:`RedisTier` caps
+    its calls with a semaphore.
     """
     pool = aioredis.ConnectionPool.from_url(
         url,
+        socket_timeout=None,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
@@ -87,9 +89,9 @@ class RedisTier:
     timer cost about a tenth of a small command's time.
     """
 
-    def __init__(self, url: str, namespace: str, timeout_s: float, max_connections: int) -> None:
+    def __init__(self, url: str, keys: KeySpace, timeout_s: float, max_connections: int) -> None:
         self.url = url
-        self.keys = KeySpace(namespace)
+        self.keys = keys
         self.client = build_client(url, timeout_s)
         self._slots = asyncio.Semaphore(max_connections)
         # encoding=None: entries are binary (signed msgpack), never text.

@@ -10,26 +10,27 @@ from __future__ import annotations
 
 from typing import Final
 
-# Shared by the two read scripts: the current versions of the tag keys KEYS[first..last]
-# (``names`` when the keys are computed in the script), creating missing ones at the server
-# clock in microseconds.
+# Shared by the two read scripts: the current versions of the tag keys ``names``, as
+# numbers (msgpack integers: no int() per tag in the client; exact below 2^53, which the
+# microsecond clock passes in the 2250s). A missing version key, or one that does not hold
+# a decimal integer (never written by us), is (re)created at the server clock in
+# microseconds; INVALIDATE treats such a key the same way.
 _VERSIONS = """
 local function current_versions(names, tag_ttl)
   if #names == 0 then return {} end
   local versions = redis.call('MGET', unpack(names))
   local now = nil
   for i = 1, #versions do
-    if not versions[i] then
+    local version = versions[i] and string.match(versions[i], '^%d+$') and tonumber(versions[i])
+    if not version then
       if not now then
         local t = redis.call('TIME')
         now = t[1] .. string.format('%06d', tonumber(t[2]))
       end
       redis.call('SET', names[i], now, 'PX', tag_ttl)
-      versions[i] = now
+      version = tonumber(now)
     end
-    -- As numbers: msgpack sends them as integers, so the client needs no int() per tag.
-    -- Exact while below 2^53 (the microsecond clock reaches that in the 2250s).
-    versions[i] = tonumber(versions[i]) or 0
+    versions[i] = version
   end
   return versions
 end
@@ -38,7 +39,7 @@ end
 # KEYS: one key of the namespace (it routes the call to the namespace's slot).
 # ARGV: entry key prefix, tag key prefix, tag TTL (ms), msgpack [[entry key suffixes],
 # [tag names]].
-# Returns one msgpack string {entries (blob | false), tag versions (decimal strings)}: one
+# Returns one msgpack string {entries (blob | false), tag versions (numbers)}: one
 # bulk reply parses far faster in redis-py than 2n+m separate ones. The names travel as
 # one packed argument rather than 2n+m: redis-py packs each argument in Python, which
 # cost more than the script itself (the keys all share the namespace's hash tag, so they
@@ -128,7 +129,8 @@ local t = redis.call('TIME')
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
 local versions, tags = {}, {}
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
+  local current = redis.call('GET', KEYS[i])
+  if current and string.match(current, '^%d+$') then
     versions[i] = redis.call('INCR', KEYS[i])
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
   else

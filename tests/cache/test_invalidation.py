@@ -120,6 +120,28 @@ async def test_vanished_tag_version_never_revalidates_old_entries(
     assert reader.stats["l2_invalid_versions"] == 1
 
 
+async def test_a_tag_version_that_is_not_a_number_is_started_again(
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """A version key overwritten with anything but a decimal integer (not by us) neither
+    fails a read or an invalidation nor revalidates an old entry: it starts again."""
+    source = Source({"k": "old"})
+    cache = await make_cache(l1_max_entries=0)
+    await cache.get_many_or_load(["k"], source.load, tags=own_tag)
+    tag_key = KeySpace(key_prefix).tag("k")
+    await redis_client.set(tag_key, b"not a version")
+    source.data["k"] = "new"
+    assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+    assert (await redis_client.get(tag_key) or b"").isdigit()
+    await redis_client.set(tag_key, b"1.5")
+    assert await cache.invalidate(["k"]) == 1
+    assert (await redis_client.get(tag_key) or b"").isdigit()
+    source.data["k"] = "newer"
+    assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "newer"}
+    stats = cache.stats
+    assert stats["redis_errors"] + stats["redis_timeouts"] == 0, stats
+
+
 async def test_global_tag_drops_the_whole_namespace(make_cache: MakeCache) -> None:
     source = Source({"a": 1, "b": 2})
     cache = await make_cache()

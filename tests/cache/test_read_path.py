@@ -262,6 +262,31 @@ async def test_cancelled_leader_does_not_strand_followers(make_cache: MakeCache)
     assert await follower == "follower loaded"
 
 
+async def test_followers_of_a_cancelled_batch_load_its_keys_in_one_batch(
+    make_cache: MakeCache,
+) -> None:
+    cache = await make_cache()
+    leader_started = asyncio.Event()
+    follower_batches: list[list[str]] = []
+
+    async def never(keys: list[str]) -> dict[str, str]:
+        leader_started.set()
+        await asyncio.Event().wait()
+        return {}
+
+    async def quick(keys: list[str]) -> dict[str, str]:
+        follower_batches.append(keys)
+        return {key: key.upper() for key in keys}
+
+    leader = asyncio.create_task(cache.get_many_or_load(["a", "b", "c"], never, tags=own_tag))
+    await leader_started.wait()
+    follower = asyncio.create_task(cache.get_many_or_load(["a", "b", "c"], quick, tags=own_tag))
+    await eventually(lambda: cache.stats["single_flight_joins"] >= 3)
+    leader.cancel()
+    assert await follower == {"a": "A", "b": "B", "c": "C"}
+    assert follower_batches == [["a", "b", "c"]]
+
+
 async def test_l1_is_bounded_and_counts_evictions(make_cache: MakeCache) -> None:
     cache = await make_cache(l1_max_entries=50)
     source = Source({f"k{i}": i for i in range(500)})

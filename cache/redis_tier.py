@@ -70,8 +70,10 @@ def build_client(url: str, timeout_s: float) -> aioredis.Redis:
 
 
 def build_listener_client(url: str, connect_timeout_s: float) -> aioredis.Redis:
-    """A separate client for pub/sub: it blocks on reads, so it has no read timeout; it has
-    a health check so a silently dead connection is noticed."""
+    """A separate client for pub/sub, with a health check so a silently dead connection is
+    noticed. Its waits for messages carry their own timeout (``get_message``); redis-py's
+    default 5 s socket timeout bounds the rest (a SUBSCRIBE to a hung server fails and the
+    listener reconnects)."""
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=connect_timeout_s,

@@ -299,7 +299,7 @@ class TieredCache:
             return None
         self._stats.l2_hits += 1
         note("l2_hits")
-        remaining = _remaining(expires_at_ms, self.config.default_ttl)
+        remaining = _remaining(expires_at_ms, self.config.default_ttl, time.time())
         if remaining > 0:
             await self._fill_l1([(key, entry, remaining)], epoch)
         return entry
@@ -540,8 +540,7 @@ class TieredCache:
         versions: Mapping[str, int],
         ttl: float,
     ) -> None:
-        redis = self._redis
-        if redis is None:
+        if self._redis is None:
             return
         position = {tag: index for index, tag in enumerate(all_tags)}
         jitter = self.config.ttl_jitter
@@ -553,7 +552,7 @@ class TieredCache:
                 continue
             base = ttl if entry.found else min(ttl, self.config.not_found_ttl)
             ttl_ms = max(1, int(base * 1000 * (1 + random.random() * jitter)))
-            redis_key = redis.keys.entry(key)
+            redis_key = self._keys.entry(key)
             try:
                 blob = self._codec.encode(redis_key.encode(), entry, now_ms + ttl_ms)
             except ValueError:  # a tag with NUL: kept out of Redis, still served from L1
@@ -812,12 +811,12 @@ def _tags_for(key: str, tags_of: TagsOf | None) -> tuple[str, ...]:
     return tuple(sorted({*own, GLOBAL_TAG}))
 
 
-def _remaining(expires_at_ms: int, ttl: float, now: float | None = None) -> float:
+def _remaining(expires_at_ms: int, ttl: float, now: float) -> float:
     """Seconds an entry read from Redis may live in L1: what is left of its Redis TTL (from
     the expiry written in the entry), or ``ttl`` when the entry does not say."""
     if not expires_at_ms:
         return ttl
-    return expires_at_ms / 1000 - (time.time() if now is None else now)
+    return expires_at_ms / 1000 - now
 
 
 def _value_or_none(value: Any) -> Any:

@@ -53,14 +53,10 @@ def build_client(url: str, timeout_s: float) -> aioredis.Redis:
     bumps that only need to grow). Timeouts are never retried: the engine's deadline and
     circuit breaker decide what happens then, and a hidden retry would multiply the wait.
 
-    redis-py's default socket timeout (5 s) is kept on purpose, although every caller
-    bounds its call with ``asyncio.timeout`` anyway and, with a socket timeout set,
-    redis-py wraps every write in ``asyncio.wait_for`` (a Task per command on Python
-    3.11). Without it the cache-engine micro-benchmark ran ~7 % faster, but under
-    ``strata bench`` load the server then hit the 50 ms Redis deadline often enough to
-    open the circuit breaker (up to 17 timeouts per 10 s run against 0, A/B on one machine);
-    see docs/decisions.md. The pool itself has no cap: :class:`RedisTier` caps its calls
-    with a semaphore.
+    redis-py's default socket timeout (5 s) is kept on purpose: dropping it made a
+    micro-benchmark faster but produced Redis deadline misses under load (the A/B is in
+    docs/decisions.md, "Redis faults"). The pool itself has no cap: :class:`RedisTier`
+    caps its calls with a semaphore.
     """
     pool = aioredis.ConnectionPool.from_url(
         url,

@@ -9,7 +9,6 @@ so it can flush L1 (invalidations may have been missed) and cap L1 TTLs meanwhil
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -84,6 +83,15 @@ class InvalidationListener:
 
 
 async def _close_quietly(pubsub: aioredis.client.PubSub, client: aioredis.Redis) -> None:
+    """Closes both even when cancelled meanwhile; the cancellation is then re-raised, so
+    the listener's loop stops instead of reconnecting after its engine closed."""
+    cancelled = False
     for close in (pubsub.aclose, client.aclose):
-        with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
+        try:
             await asyncio.shield(close())
+        except asyncio.CancelledError:
+            cancelled = True
+        except (RedisError, OSError):
+            pass
+    if cancelled:
+        raise asyncio.CancelledError

@@ -8,9 +8,9 @@ aiocache has no scripting API beyond ``raw``.
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -19,11 +19,11 @@ from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from cache import scripts
+from cache.connections import ConnectionStack
 from cache.keys import KeySpace
 
 
@@ -32,6 +32,15 @@ class ReadResult:
     blobs: list[bytes | None]
     versions: list[int]
     """Current version of each tag asked for, created if it did not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +64,8 @@ def build_client(url: str, timeout_s: float) -> aioredis.Redis:
 
     redis-py's default socket timeout (5 s) is kept on purpose: dropping it made a
     micro-benchmark faster but produced Redis deadline misses under load (the A/B is in
-    docs/decisions.md, "Redis faults"). The pool itself has no cap: :class:`RedisTier`
-    caps its calls with a semaphore.
+    docs/decisions.md, "Redis faults"). The pool itself has no cap: the engine's own
+    commands run on a capped :class:`ConnectionStack` of its connections.
     """
     pool = aioredis.ConnectionPool.from_url(
         url,
@@ -82,34 +91,35 @@ def build_listener_client(url: str, connect_timeout_s: float) -> aioredis.Redis:
 class RedisTier:
     """The engine's operations on Redis, each one round trip (a Lua script).
 
-    At most ``max_connections`` calls run at once; the others queue for a slot, within
-    the caller's deadline, instead of failing. An ``asyncio.Semaphore`` rather than
-    redis-py's ``BlockingConnectionPool``: the same cap, but that pool's condition and
-    timer cost about a tenth of a small command's time.
+    At most ``max_connections`` calls run at once; the others queue for a connection,
+    within the caller's deadline, instead of failing. The scripts run on a
+    :class:`ConnectionStack` of the pool's connections; ``client`` (the pool) serves
+    aiocache's backend and the operator's admin calls.
     """
 
     def __init__(self, url: str, keys: KeySpace, timeout_s: float, max_connections: int) -> None:
         self.url = url
         self.keys = keys
         self.client = build_client(url, timeout_s)
-        self._slots = asyncio.Semaphore(max_connections)
+        self._commands = ConnectionStack(
+            self.client.connection_pool.make_connection, max_connections
+        )
         # encoding=None: entries are binary (signed msgpack), never text.
         self.backend = RedisCache(serializer=NullSerializer(encoding=None), timeout=None)
         self.backend.client = self.client
-        self._read = self.client.register_script(scripts.READ)
-        self._read_entry = self.client.register_script(scripts.READ_ENTRY)
-        self._fill = self.client.register_script(scripts.FILL)
-        self._invalidate = self.client.register_script(scripts.INVALIDATE)
+        self._read = Script(scripts.READ)
+        self._read_entry = Script(scripts.READ_ENTRY)
+        self._fill = Script(scripts.FILL)
+        self._invalidate = Script(scripts.INVALIDATE)
 
-    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA, loading the script once if the server lost it (a restart, a SCRIPT
-        FLUSH). What ``AsyncScript.__call__`` does, without its per-call import."""
-        async with self._slots:
-            try:
-                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                await self.client.script_load(script.script)
-                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        FLUSH)."""
+        try:
+            return await self._commands.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self._commands.execute("SCRIPT", "LOAD", script.source)
+            return await self._commands.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
         """Entries of ``keys`` and the current versions of ``tags``, in one round trip."""
@@ -150,20 +160,19 @@ class RedisTier:
         return [int(v) for v in reply]
 
     async def get_blob(self, key: str) -> bytes | None:
-        async with self._slots:
-            blob: bytes | None = await self.backend.get(self.keys.entry(key))
+        blob: bytes | None = await self.backend.get(self.keys.entry(key))
         return blob
 
     async def warm_up(self) -> None:
         """Opens a connection and loads the scripts, so the first real call is not the one
         paying for the handshake under the per-call deadline."""
         for script in (self._read, self._read_entry, self._fill, self._invalidate):
-            await self.client.script_load(script.script)
+            await self._commands.execute("SCRIPT", "LOAD", script.source)
 
     async def ping(self) -> None:
-        async with self._slots:
-            await self.client.ping()
+        await self._commands.execute("PING")
 
     async def close(self) -> None:
+        await self._commands.close()
         await self.client.aclose()
         await self.client.connection_pool.disconnect()

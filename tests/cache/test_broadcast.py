@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 
@@ -83,3 +84,14 @@ async def test_invalidation_after_resubscribe_still_reaches_the_other_instance(
     await writer.invalidate(["k"])
     await eventually(lambda: reader.stats["invalidations_received"] >= 1)
     assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+
+
+async def test_close_returns_while_the_broadcast_is_being_lost(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    # Redis going away as the app shuts down: the listener is cancelled while it closes
+    # its lost connection. It must stop, not swallow the cancellation and reconnect forever.
+    engine = await make_cache(redis_url=redis_server.url)
+    redis_server.stop()
+    await eventually(lambda: not engine.broadcast_connected)
+    await asyncio.wait_for(engine.close(), timeout=5)

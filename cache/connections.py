@@ -1,0 +1,68 @@
+"""A capped stack of redis-py connections for the engine's own commands.
+
+The engine sends one command at a time per connection and reads the reply whole, so it
+needs less than ``Redis.execute_command`` on a ``ConnectionPool`` does per call: a pool
+lock, a readiness probe of the socket, observability hooks and a retry wrapper, which
+together cost about a tenth of a 20-key read on loopback (docs/decisions.md, "Redis
+client"). Connections are still redis-py's own, built by the pool from the URL (TLS, unix
+sockets, ACL credentials), and keep its parser, socket timeouts and disconnect-on-error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import EncodableT
+
+
+class ConnectionStack:
+    """At most ``limit`` commands in flight, each on its own connection; idle connections
+    are reused last in, first out, so a quiet period leaves the extra ones idle rather
+    than cycling through all of them.
+
+    A connection goes back on the stack only after its reply was read whole: redis-py's
+    ``send_packed_command`` and ``read_response`` disconnect it on any exception
+    (cancellation and timeouts included), and a disconnected connection reconnects on its
+    next command.
+    """
+
+    def __init__(self, make: Callable[[], AbstractConnection], limit: int) -> None:
+        self._make = make
+        self._idle: list[AbstractConnection] = []
+        self._slots = asyncio.Semaphore(limit)
+        self._closed = False
+
+    async def execute(self, *args: EncodableT) -> Any:
+        """The raw reply (bytes are not decoded); a Redis error reply is raised.
+
+        One retry on a connection error: a connection the server closed while it sat idle
+        (a restart, ``CLIENT KILL``, an idle timeout) fails its next command at once.
+        Timeouts are never retried: the caller's deadline decides what happens then.
+        """
+        async with self._slots:
+            connection = self._idle.pop() if self._idle else self._make()
+            try:
+                try:
+                    return await _round_trip(connection, args)
+                except RedisConnectionError:
+                    return await _round_trip(connection, args)
+            finally:
+                if self._closed:
+                    await connection.disconnect()
+                else:
+                    self._idle.append(connection)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.disconnect()
+
+
+async def _round_trip(connection: AbstractConnection, args: tuple[EncodableT, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*args), check_health=False)
+    return await connection.read_response(disable_decoding=True)

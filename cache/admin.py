@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from cache.codec import EntryCodec, IntegrityError
+from cache.codec import EntryCodec, IntegrityError, tags_in
 from cache.engine import TieredCache
 from cache.keys import GLOBAL_TAG
 from cache.redis_tier import RedisTier
@@ -28,7 +28,7 @@ from cache.redis_tier import RedisTier
 T = TypeVar("T")
 
 _SCAN_COUNT: Final = 500
-_HEADER_PEEK: Final = 4096
+_HEAD_PEEK: Final = 4096
 _GLOB_SPECIAL: Final = re.compile(r"([*?\[\]\\])")
 
 
@@ -44,7 +44,7 @@ class KeyInfo:
     ttl_seconds: float | None
     """Time left; ``None`` if the key has no TTL (never written so by the engine)."""
     tags: tuple[str, ...]
-    """From the entry's header, unverified (``inspect`` verifies)."""
+    """From the entry's stamps, unverified (``inspect`` verifies)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,7 @@ class CacheAdmin:
             if batch:
                 pipe = client.pipeline(transaction=False)
                 for name in batch:
-                    pipe.getrange(name, 0, _HEADER_PEEK - 1)
+                    pipe.getrange(name, 0, _HEAD_PEEK - 1)
                     pipe.strlen(name)
                     pipe.pttl(name)
                 replies = await self._call(pipe.execute())
@@ -162,10 +162,10 @@ class CacheAdmin:
                     head, size, pttl = replies[3 * index : 3 * index + 3]
                     if not size:
                         continue  # expired between SCAN and now
-                    tags = _header_tags(head)
-                    if not tags and len(head) >= _HEADER_PEEK:  # a header longer than the peek
+                    tags = tags_in(head)
+                    if not tags and len(head) >= _HEAD_PEEK:  # stamps longer than the peek
                         whole: bytes | str | None = await self._call(client.get(name))
-                        tags = _header_tags(_as_bytes(whole or b""))
+                        tags = tags_in(_as_bytes(whole or b""))
                     if tag is not None and tag not in tags:
                         continue
                     found.append(
@@ -208,7 +208,7 @@ class CacheAdmin:
         except IntegrityError as error:
             return present(
                 integrity_error=str(error),
-                tags=tuple(TagState(tag, 0, None) for tag in _header_tags(blob)),
+                tags=tuple(TagState(tag, 0, None) for tag in tags_in(blob)),
             )
         tags = entry.tags
         current: list[Any] = []
@@ -295,14 +295,3 @@ class CacheAdmin:
 
 def _as_bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
-
-
-def _header_tags(blob: bytes) -> tuple[str, ...]:
-    """Tag names from an entry's header (see ``codec.py``); ``()`` if it has none."""
-    if len(blob) < 36 or blob[32] != 0:
-        return ()
-    size = int.from_bytes(blob[32:36], "big")
-    header = blob[36 : 36 + size]
-    if size == 0 or len(header) < size:
-        return ()
-    return tuple(header.decode(errors="replace").split("\x00"))

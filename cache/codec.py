@@ -1,17 +1,25 @@
 """Signed wire format of entries in Redis.
 
-``blob = HMAC-SHA256(secret, redis_key || 0x00 || rest) || rest`` with
-``rest = u32be(len(header)) || header || body``, ``header`` = the entry's tags joined by
-``0x00`` (so the read script can find the tag version keys of an entry it has never seen)
-and ``body = msgpack([FORMAT, payload | nil, [version, ...], expires_at_ms])``. The Redis
-key is inside the MAC so a valid entry copied under another key does not verify; the header
-is inside it too, so the script can only be steered to tags the writer chose.
-``expires_at_ms`` (wall clock, 0 = unknown) lets a reader give L1 the entry's remaining
-lifetime without asking Redis for a ``PTTL`` per key.
+``blob = HMAC-SHA256(secret, redis_key || 0x00 || rest) || rest`` with ::
 
-Format 1 (``rest = msgpack([1, payload | nil, [[tag, version], ...]])``, no header, no
-expiry) is still decoded, so entries written before an upgrade stay readable until they
-expire.
+    rest    = FORMAT (1 byte) || u32 count || stamp[0] || ... || stamp[count-1]
+              || u64 expires_at_ms || u8 found || payload
+    stamp   = u32 len(tag) || tag (UTF-8) || u64 version
+
+(integers big-endian). The stamps say which tag versions the entry was computed against,
+in the order the engine gives tags (sorted), so a reader that knows the tags of a key and
+their current versions builds the bytes a current entry must start with and checks them in
+one ``startswith``: no parsing, no per-tag comparison in Python. The read script of a
+composite entry (``scripts.READ_ENTRY``) finds the tag names in the same stamps.
+
+The Redis key is inside the MAC so a valid entry copied under another key does not verify;
+the stamps are inside it too, so a script can only be steered to tags the writer chose.
+``expires_at_ms`` (wall clock, 0 = unknown) lets a reader give L1 the entry's remaining
+lifetime without asking Redis for a ``PTTL`` per key. ``payload`` is the msgpack value, or
+nothing when ``found`` is 0 (the not-found sentinel).
+
+An entry of an older format raises :class:`OutdatedEntry`: a miss, rewritten on the next
+fill, and not an integrity failure (it verifies; it was written by an older release).
 """
 
 from __future__ import annotations
@@ -19,30 +27,46 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Final
-
-import msgpack
 
 from cache.entry import Entry
 
-FORMAT: Final = 2
-_LEGACY_FORMAT: Final = 1
+FORMAT: Final = 3
+_FORMAT_BYTE: Final = bytes([FORMAT])
 _MAC_SIZE: Final = hashlib.sha256().digest_size
 _BLOCK: Final = hashlib.sha256().block_size
-_HEADER_AT: Final = _MAC_SIZE + 4
-_LEGACY_MARK: Final = 0x93  # msgpack fixarray of 3: the first byte of a format-1 body
-_SEPARATOR: Final = "\x00"
-_U32: Final = struct.Struct(">I").pack
+_STAMPS_AT: Final = _MAC_SIZE + 5
+_U32: Final = struct.Struct(">I")
+_U64: Final = struct.Struct(">Q")
+_TRAILER: Final = struct.Struct(">QB")
 
 
 class IntegrityError(Exception):
     """A blob from Redis failed its MAC check or did not decode."""
 
 
+class OutdatedEntry(IntegrityError):
+    """A genuine entry in an older format: treat as a miss, not as tampering."""
+
+
+Opened = tuple[bytes | None, int]
+"""``(payload | None, expires_at_ms)`` of a verified, current entry."""
+
+
+def stamp(tag: str, version: int) -> bytes:
+    """The bytes recording that an entry was computed at ``version`` of ``tag``."""
+    name = tag.encode()
+    return _U32.pack(len(name)) + name + _U64.pack(version)
+
+
+def prefix_of(stamps: Iterable[bytes], count: int) -> bytes:
+    """What follows the MAC in an entry computed at exactly these ``count`` stamps."""
+    return _FORMAT_BYTE + _U32.pack(count) + b"".join(stamps)
+
+
 class EntryCodec:
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
         # HMAC-SHA256 (RFC 2104) with the keyed inner and outer states computed once:
         # each MAC then costs two hash copies instead of re-deriving both pads, about
         # 40 % cheaper than ``hmac.digest`` per entry. Same output (tested against it).
@@ -60,16 +84,13 @@ class EntryCodec:
         return outer.digest()
 
     def encode(self, redis_key: bytes, entry: Entry, expires_at_ms: int = 0) -> bytes:
-        """Raises ``ValueError`` for a tag containing NUL (the header separator): such an
-        entry is not stored in Redis."""
-        tags = entry.tags
-        if any(_SEPARATOR in tag for tag in tags):
-            raise ValueError("a tag contains NUL: entry not storable in Redis")
-        body: bytes = msgpack.packb(
-            [FORMAT, entry.payload, [version for _, version in entry.versions], expires_at_ms],
-            use_bin_type=True,
+        versions = entry.versions
+        payload = entry.payload
+        rest = (
+            prefix_of((stamp(tag, version) for tag, version in versions), len(versions))
+            + _TRAILER.pack(expires_at_ms, payload is not None)
+            + (payload or b"")
         )
-        rest = header_of(tags) + body
         return self._mac(redis_key, rest) + rest
 
     def decode(self, redis_key: bytes, blob: bytes) -> Entry:
@@ -78,32 +99,27 @@ class EntryCodec:
     def decode_timed(self, redis_key: bytes, blob: bytes) -> tuple[Entry, int]:
         """The entry and its expiry time (Unix ms; 0 when unknown), whatever its tags."""
         self._verify(redis_key, blob)
-        if blob[_MAC_SIZE] == _LEGACY_MARK:
-            return _decode_legacy(memoryview(blob)[_MAC_SIZE:]), 0
-        body_at = _HEADER_AT + int.from_bytes(blob[_MAC_SIZE:_HEADER_AT], "big")
         try:
-            tags = (
-                str(blob[_HEADER_AT:body_at], "utf-8").split(_SEPARATOR)
-                if body_at > _HEADER_AT
-                else []
-            )
-        except UnicodeDecodeError as error:
-            raise IntegrityError(f"undecodable tags: {error!r}") from error
-        payload, versions, expires_at_ms = _unpack_body(blob, body_at)
-        if len(versions) != len(tags):
-            raise IntegrityError("tags and versions disagree")
-        # Signed by us, so the types are ours: no per-version int() needed.
-        return Entry(payload, tuple(zip(tags, versions, strict=True))), expires_at_ms
+            versions, at = _read_stamps(blob)
+            expires_at_ms, found = _TRAILER.unpack_from(blob, at)
+        except (struct.error, UnicodeDecodeError) as error:
+            raise IntegrityError(f"undecodable entry: {error!r}") from error
+        payload = blob[at + _TRAILER.size :] if found else None
+        return Entry(payload, versions), expires_at_ms
 
-    def decode_known(self, redis_key: bytes, blob: bytes, header: bytes) -> Opened | None:
-        """The batch read's fast path, for a reader that knows which tags the entry must
-        depend on (``header`` = :func:`header_of` of them): the entry's payload, recorded
-        versions (in the order of those tags) and expiry, or ``None`` when it was written
-        against other tags. A byte comparison instead of parsing the header."""
+    def open_current(self, redis_key: bytes, blob: bytes, prefix: bytes) -> Opened | None:
+        """The batch read's fast path: the payload and expiry of the entry if it was
+        computed at exactly the stamps in ``prefix`` (see :func:`prefix_of`), else ``None``
+        (other tags, other versions, or an older format)."""
         self._verify(redis_key, blob)
-        if not blob.startswith(header, _MAC_SIZE):
+        if not blob.startswith(prefix, _MAC_SIZE):
             return None
-        return _unpack_body(blob, _MAC_SIZE + len(header))
+        at = _MAC_SIZE + len(prefix)
+        try:
+            expires_at_ms, found = _TRAILER.unpack_from(blob, at)
+        except struct.error as error:
+            raise IntegrityError(f"undecodable entry: {error!r}") from error
+        return (blob[at + _TRAILER.size :] if found else None), expires_at_ms
 
     def _verify(self, redis_key: bytes, blob: bytes) -> None:
         if len(blob) <= _MAC_SIZE:
@@ -115,34 +131,32 @@ class EntryCodec:
             raise IntegrityError("bad signature")
 
 
-Opened = tuple[bytes | None, list[int], int]
-"""``(payload | None, recorded versions, expires_at_ms)`` of a verified entry."""
-
-
-def header_of(tags: Sequence[str]) -> bytes:
-    """The framed header naming ``tags`` in this order (its u32 length, then the tags
-    joined by NUL), exactly as it follows the MAC in a blob."""
-    joined = _SEPARATOR.join(tags).encode()
-    return _U32(len(joined)) + joined
-
-
-def _unpack_body(blob: bytes, body_at: int) -> Opened:
+def tags_in(blob: bytes) -> tuple[str, ...]:
+    """The tag names an entry's stamps give, *unverified* (for listing entries); ``()``
+    when ``blob`` is not a whole current-format entry head (e.g. a truncated peek)."""
     try:
-        fmt, payload, versions, expires_at_ms = msgpack.unpackb(
-            memoryview(blob)[body_at:], raw=False
-        )
-    except Exception as error:  # any decode failure is the same answer: not an entry
-        raise IntegrityError(f"undecodable entry: {error!r}") from error
-    if fmt != FORMAT or not (payload is None or isinstance(payload, bytes)):
-        raise IntegrityError("unknown entry format")
-    return payload, versions, expires_at_ms
+        versions, _ = _read_stamps(blob)
+    except (IntegrityError, struct.error, UnicodeDecodeError):
+        return ()
+    return tuple(tag for tag, _ in versions)
 
 
-def _decode_legacy(body: bytes | memoryview) -> Entry:
-    try:
-        fmt, payload, versions = msgpack.unpackb(body, raw=False)
-    except Exception as error:
-        raise IntegrityError(f"undecodable entry: {error!r}") from error
-    if fmt != _LEGACY_FORMAT or not (payload is None or isinstance(payload, bytes)):
-        raise IntegrityError("unknown entry format")
-    return Entry(payload, tuple((str(tag), int(version)) for tag, version in versions))
+def _read_stamps(blob: bytes) -> tuple[tuple[tuple[str, int], ...], int]:
+    """The ``(tag, version)`` pairs of a blob's stamps and the offset after them."""
+    if len(blob) < _STAMPS_AT:
+        raise struct.error("entry too short")
+    if blob[_MAC_SIZE] != FORMAT:
+        raise OutdatedEntry(f"entry format {blob[_MAC_SIZE]}, not {FORMAT}")
+    (count,) = _U32.unpack_from(blob, _MAC_SIZE + 1)
+    at = _STAMPS_AT
+    versions: list[tuple[str, int]] = []
+    for _ in range(count):
+        (size,) = _U32.unpack_from(blob, at)
+        at += _U32.size
+        name = blob[at : at + size]
+        if len(name) != size:
+            raise struct.error("stamp runs past the end")
+        (version,) = _U64.unpack_from(blob, at + size)
+        versions.append((name.decode(), version))
+        at += size + _U64.size
+    return tuple(versions), at

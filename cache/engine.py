@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from cache import recording
 from cache.breaker import BreakerState, CircuitBreaker
 from cache.broadcast import InvalidationListener
-from cache.codec import EntryCodec, IntegrityError, header_of
+from cache.codec import EntryCodec, IntegrityError, OutdatedEntry, prefix_of, stamp
 from cache.config import CacheConfig
 from cache.entry import NOT_FOUND, Entry, TagVersions
 from cache.keys import GLOBAL_TAG, KeySpace
@@ -268,7 +268,7 @@ class TieredCache:
         return False
 
     async def _l2_lookup_composite(self, key: str) -> Entry | None:
-        """One round trip: the script reads the entry's tag names from its (signed) header
+        """One round trip: the script reads the entry's tag names from its (signed) stamps
         and returns their current versions with the blob."""
         if self._redis is None:
             return None
@@ -445,8 +445,10 @@ class TieredCache:
         when given (for the L1 fill)."""
         accepted: dict[str, Entry] = {}
         entry_prefix = self._keys.entry_prefix
-        decode_known = self._codec.decode_known
-        version_of = versions.__getitem__
+        open_current = self._codec.open_current
+        # Per tag once per batch; per key, only joins: the bytes a current entry starts with.
+        stamps = {tag: stamp(tag, version) for tag, version in versions.items()}
+        recorded = {tag: (tag, version) for tag, version in versions.items()}
         pending = bool(self._pending) or self._pending_all
         invalid = not_found = 0
         for key, blob in zip(keys, read.blobs, strict=True):
@@ -454,23 +456,23 @@ class TieredCache:
                 continue
             tags = key_tags[key]
             try:
-                opened = decode_known((entry_prefix + key).encode(), blob, header_of(tags))
+                opened = open_current(
+                    (entry_prefix + key).encode(),
+                    blob,
+                    prefix_of([stamps[tag] for tag in tags], len(tags)),
+                )
             except IntegrityError as error:
                 self._integrity_failure(key, error)
                 continue
-            # None: written against other tags (a caller with another tags function).
-            if (
-                opened is None
-                or opened[1] != list(map(version_of, tags))
-                or (pending and self._blocked_by_pending(tags))
-            ):
+            # None: computed at other versions or against other tags (another caller's
+            # tags function), or written by an older release.
+            if opened is None or (pending and self._blocked_by_pending(tags)):
                 invalid += 1
                 continue
-            payload, recorded, expires_at_ms = opened
+            payload, expires_at_ms = opened
             if payload is None:
                 not_found += 1
-            # Same length: the versions compared equal above.
-            accepted[key] = Entry(payload, tuple(zip(tags, recorded, strict=False)))
+            accepted[key] = Entry(payload, tuple([recorded[tag] for tag in tags]))
             if expiries is not None:
                 expiries[key] = expires_at_ms
         stats = self._stats
@@ -489,6 +491,8 @@ class TieredCache:
     def _decode(self, key: str, blob: bytes) -> tuple[Entry, int] | None:
         try:
             return self._codec.decode_timed(self._keys.entry(key).encode(), blob)
+        except OutdatedEntry:
+            return None
         except IntegrityError as error:
             self._integrity_failure(key, error)
             return None
@@ -553,10 +557,7 @@ class TieredCache:
             base = ttl if entry.found else min(ttl, self.config.not_found_ttl)
             ttl_ms = max(1, int(base * 1000 * (1 + random.random() * jitter)))
             redis_key = self._keys.entry(key)
-            try:
-                blob = self._codec.encode(redis_key.encode(), entry, now_ms + ttl_ms)
-            except ValueError:  # a tag with NUL: kept out of Redis, still served from L1
-                continue
+            blob = self._codec.encode(redis_key.encode(), entry, now_ms + ttl_ms)
             items.append(
                 FillItem(
                     redis_key=redis_key,

@@ -132,8 +132,8 @@ class RedisTier:
         return ReadResult([blob or None for blob in blobs], versions)
 
     async def read_entry(self, key: str, tag_ttl_ms: int) -> tuple[bytes | None, list[int]]:
-        """The blob of ``key`` and the current versions of the tags named in its header
-        (in header order), in one round trip."""
+        """The blob of ``key`` and the current versions of the tags named in its stamps
+        (in stamp order), in one round trip."""
         reply = await self._eval(
             self._read_entry, [self.keys.entry(key)], [self.keys.tag_prefix, tag_ttl_ms]
         )

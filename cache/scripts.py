@@ -62,31 +62,27 @@ return cmsgpack.pack({entries, current_versions(tags, ARGV[3])})
 
 # KEYS: one entry key. ARGV: the tag key prefix, tag TTL (ms).
 # For an entry whose tags the caller does not know (a composite): reads the blob, takes
-# its tag names from the blob's header (see codec.py: after the 32-byte MAC, a u32 length
-# and the tags joined by NUL) and returns msgpack {blob | false, versions of those tags in
-# header order}, in one round trip. The tag keys are derived here rather than declared in
-# KEYS; they share the entry's hash tag ``{ns}``, so they are in its slot. A format-1 blob
-# (no header: its byte 33 is 0x93, never 0) yields no versions, which the reader treats as
-# a miss. The header is signed with the blob, so the reader also checks that these are the
-# entry's own tags.
+# its tag names from the blob's stamps (see codec.py: after the 32-byte MAC, the format
+# byte 3, a u32 count, then per tag a u32 length, the name and a u64 version) and returns
+# msgpack {blob | false, versions of those tags in stamp order}, in one round trip. The
+# tag keys are derived here rather than declared in KEYS; they share the entry's hash tag
+# ``{ns}``, so they are in its slot. A blob of another format, or a malformed one, yields
+# no versions, which the reader treats as a miss. The stamps are signed with the blob, so
+# the reader also checks that these are the entry's own tags.
 READ_ENTRY: Final = (
     _VERSIONS
     + """
 local blob = redis.call('GET', KEYS[1])
 local names = {}
-if blob and #blob >= 36 and string.byte(blob, 33) == 0 then
-  local size = struct.unpack('>I4', blob, 33)
-  if size > 0 and 36 + size <= #blob then
-    local pos, stop = 37, 36 + size
-    while true do
-      local zero = string.find(blob, '\0', pos, true)
-      if not zero or zero > stop then
-        names[#names + 1] = ARGV[1] .. string.sub(blob, pos, stop)
-        break
-      end
-      names[#names + 1] = ARGV[1] .. string.sub(blob, pos, zero - 1)
-      pos = zero + 1
-    end
+if blob and #blob >= 37 and string.byte(blob, 33) == 3 then
+  local count = struct.unpack('>I4', blob, 34)
+  local pos = 38
+  for i = 1, count do
+    if pos + 3 > #blob then names = {} break end
+    local size = struct.unpack('>I4', blob, pos)
+    if pos + 3 + size + 8 > #blob then names = {} break end
+    names[i] = ARGV[1] .. string.sub(blob, pos + 4, pos + 3 + size)
+    pos = pos + 4 + size + 8
   end
 end
 return cmsgpack.pack({blob or false, current_versions(names, ARGV[2])})

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cache import NOT_FOUND, Entry, compose_key
-from cache.codec import EntryCodec, IntegrityError
+from cache.codec import (
+    EntryCodec,
+    IntegrityError,
+    Opened,
+    OutdatedEntry,
+    prefix_of,
+    stamp,
+    tags_in,
+)
 
 VERSIONS = (("*", 17), ("User:1", 42))
 
@@ -56,6 +67,56 @@ def test_other_secret_is_rejected() -> None:
     blob = EntryCodec(b"k1").encode(b"key", Entry.of("value", VERSIONS))
     with pytest.raises(IntegrityError):
         EntryCodec(b"k2").decode(b"key", blob)
+
+
+@pytest.mark.parametrize("secret", [b"k", b"s" * 64, b"long" * 40])
+def test_mac_is_standard_hmac_sha256(secret: bytes) -> None:
+    # The codec precomputes the keyed pads; it must still be RFC 2104 HMAC-SHA256
+    # (short key, key of exactly one block, key hashed down first).
+    blob = EntryCodec(secret).encode(b"key", Entry.of("value", VERSIONS))
+    expected = hmac.new(secret, b"key\x00" + blob[32:], hashlib.sha256).digest()
+    assert blob[:32] == expected
+
+
+def test_tags_with_any_characters_round_trip() -> None:
+    codec = EntryCodec(b"k")
+    versions = (("", 1), ("a\x00b", 2), ("é" * 70_000, 3))
+    entry = Entry.of("value", versions)
+    blob = codec.encode(b"key", entry)
+    assert codec.decode(b"key", blob) == entry
+    assert tags_in(blob) == ("", "a\x00b", "é" * 70_000)
+    assert tags_in(blob[:100]) == ()  # a truncated head names nothing rather than garbage
+
+
+def test_open_current_needs_exactly_the_recorded_stamps() -> None:
+    codec = EntryCodec(b"k")
+    blob = codec.encode(b"key", Entry.of("value", VERSIONS), expires_at_ms=1234)
+
+    def opened(versions: tuple[tuple[str, int], ...]) -> Opened | None:
+        prefix = prefix_of([stamp(tag, version) for tag, version in versions], len(versions))
+        return codec.open_current(b"key", blob, prefix)
+
+    current = opened(VERSIONS)
+    assert current is not None
+    payload, expires_at_ms = current
+    assert (Entry(payload, VERSIONS).value, expires_at_ms) == ("value", 1234)
+    assert opened((("*", 17), ("User:1", 43))) is None  # a tag moved on
+    assert opened((("*", 17),)) is None  # the reader depends on fewer tags
+    assert opened((*VERSIONS, ("User:2", 1))) is None  # or on more
+    assert opened((("*", 17), ("User:10", 42))) is None  # or on another
+    with pytest.raises(IntegrityError):
+        codec.open_current(b"other-key", blob, prefix_of([], 0))
+
+
+def test_entry_of_an_older_format_is_outdated_not_tampered() -> None:
+    # Format 2 (before stamps): MAC, then u32 header length; a genuine, signed entry.
+    rest = (4).to_bytes(4, "big") + b"a\x00*b" + b"\x94\x02\xc0\x90\x00"
+    blob = hmac.new(b"k", b"key\x00" + rest, hashlib.sha256).digest() + rest
+    codec = EntryCodec(b"k")
+    with pytest.raises(OutdatedEntry):
+        codec.decode(b"key", blob)
+    assert codec.open_current(b"key", blob, prefix_of([], 0)) is None
+    assert tags_in(blob) == ()
 
 
 def test_readers_get_independent_copies() -> None:

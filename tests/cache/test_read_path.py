@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 
 import redis.asyncio as aioredis
 
 from cache import NOT_FOUND, TieredCache
 from cache.keys import KeySpace
-from tests.cache.conftest import MakeCache, Source, eventually, own_tag
+from tests.cache.conftest import SECRET, MakeCache, Source, eventually, own_tag
 
 
 async def test_loader_runs_once_per_miss_then_tiers_answer(make_cache: MakeCache) -> None:
@@ -175,6 +177,29 @@ async def test_garbage_entry_is_a_counted_miss(
     await redis_client.set(KeySpace(key_prefix).entry("a"), b"\x00not an entry", px=60_000)
     assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": 1}
     assert cache.stats["integrity_failures"] == 1
+
+
+async def test_entry_of_an_older_release_is_a_quiet_miss_then_rewritten(
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    # A genuine entry in the previous wire format (signed, MAC, then a u32 header length),
+    # as a rolling deploy leaves behind: a miss, not an integrity alarm; the reload
+    # rewrites it in the current format.
+    keys = KeySpace(key_prefix)
+    for key in ("a", "composite"):
+        redis_key = keys.entry(key).encode()
+        rest = (4).to_bytes(4, "big") + key.encode() + b"\x00*" + b"\x94\x02\xa3old\x90\x00"
+        mac = hmac.new(SECRET, redis_key + b"\x00" + rest, hashlib.sha256).digest()
+        await redis_client.set(redis_key, mac + rest, px=60_000)
+    source = Source({"a": "new"})
+    cache = await make_cache(l1_max_entries=0)
+    assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": "new"}
+    assert await cache.get_entry("composite") is None
+    assert cache.stats["integrity_failures"] == 0
+    assert source.reads == 1
+    assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": "new"}
+    assert cache.stats["l2_hits"] == 1
+    assert source.reads == 1
 
 
 async def test_concurrent_misses_run_one_load(make_cache: MakeCache) -> None:

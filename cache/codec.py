@@ -4,7 +4,7 @@
 
     rest    = FORMAT (1 byte) || u32 count || stamp[0] || ... || stamp[count-1]
               || u64 expires_at_ms || u8 found || payload
-    stamp   = u32 len(tag) || tag (UTF-8) || u64 version
+    stamp   = u32 len(tag) || tag (UTF-8) || i64 version
 
 (integers big-endian). The stamps say which tag versions the entry was computed against,
 in the order the engine gives tags (sorted), so a reader that knows the tags of a key and
@@ -38,7 +38,7 @@ _MAC_SIZE: Final = hashlib.sha256().digest_size
 _BLOCK: Final = hashlib.sha256().block_size
 _STAMPS_AT: Final = _MAC_SIZE + 5
 _U32: Final = struct.Struct(">I")
-_U64: Final = struct.Struct(">Q")
+_VERSION: Final = struct.Struct(">q")  # signed: versions handed out without Redis are < 0
 _TRAILER: Final = struct.Struct(">QB")
 
 
@@ -57,7 +57,7 @@ Opened = tuple[bytes | None, int]
 def stamp(tag: str, version: int) -> bytes:
     """The bytes recording that an entry was computed at ``version`` of ``tag``."""
     name = tag.encode()
-    return _U32.pack(len(name)) + name + _U64.pack(version)
+    return _U32.pack(len(name)) + name + _VERSION.pack(version)
 
 
 def prefix_of(stamps: Iterable[bytes], count: int) -> bytes:
@@ -156,7 +156,7 @@ def _read_stamps(blob: bytes) -> tuple[tuple[tuple[str, int], ...], int]:
         name = blob[at : at + size]
         if len(name) != size:
             raise struct.error("stamp runs past the end")
-        (version,) = _U64.unpack_from(blob, at + size)
+        (version,) = _VERSION.unpack_from(blob, at + size)
         versions.append((name.decode(), version))
-        at += size + _U64.size
+        at += size + _VERSION.size
     return tuple(versions), at

@@ -63,7 +63,7 @@ return cmsgpack.pack({entries, current_versions(tags, ARGV[3])})
 # KEYS: one entry key. ARGV: the tag key prefix, tag TTL (ms).
 # For an entry whose tags the caller does not know (a composite): reads the blob, takes
 # its tag names from the blob's stamps (see codec.py: after the 32-byte MAC, the format
-# byte 3, a u32 count, then per tag a u32 length, the name and a u64 version) and returns
+# byte 3, a u32 count, then per tag a u32 length, the name and an i64 version) and returns
 # msgpack {blob | false, versions of those tags in stamp order}, in one round trip. The
 # tag keys are derived here rather than declared in KEYS; they share the entry's hash tag
 # ``{ns}``, so they are in its slot. A blob of another format, or a malformed one, yields

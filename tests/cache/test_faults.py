@@ -258,3 +258,24 @@ async def test_calls_beyond_the_connection_cap_wait_for_a_connection(
     finally:
         await admin.aclose()
     assert len(normal) - 1 <= 2, normal
+
+
+async def test_a_composite_recorded_while_redis_was_away_is_stored_nowhere_shared(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    # Values loaded during an outage carry local (negative) tag versions. A composite built
+    # from them and stored after Redis came back must neither fail the request nor reach
+    # L2, where another instance could take it for current.
+    cache = await make_cache(redis_url=redis_server.url, **FAST_FAULTS)
+    redis_server.stop()
+    with cache.recording() as rec:
+        for _ in range(3):  # enough failures to open the breaker
+            await cache.get_many_or_load(["a"], Source({"a": 1}).load, tags=own_tag)
+    assert any(version < 0 for _, version in rec.tag_versions)
+    redis_server.start()
+    await eventually(lambda: cache.stats["breaker_state"] == "closed", within=5)
+    await cache.set_entry("page", {"a": 1}, rec.tag_versions)
+    other = await make_cache(redis_url=redis_server.url)
+    assert await other.get_entry("page") is None
+    stats = cache.stats
+    assert stats["l2_stale_rejected"] >= 1

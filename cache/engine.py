@@ -29,6 +29,7 @@ from cache.breaker import BreakerState, CircuitBreaker
 from cache.broadcast import InvalidationListener
 from cache.codec import EntryCodec, IntegrityError, OutdatedEntry, prefix_of, stamp
 from cache.config import CacheConfig
+from cache.deadline import Deadline
 from cache.entry import NOT_FOUND, Entry, TagVersions
 from cache.keys import GLOBAL_TAG, KeySpace
 from cache.memory import TinyLFUMemoryBackend
@@ -656,7 +657,7 @@ class TieredCache:
         self._stats.redis_round_trips += 1
         note("redis_round_trips")
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with Deadline(self._timeout_s):
                 result = await op(redis)
         except _REDIS_FAILURES as error:
             self._record_failure(error)
@@ -685,7 +686,7 @@ class TieredCache:
         assert redis is not None
         self._stats.redis_round_trips += 1
         try:
-            async with asyncio.timeout(self._probe_timeout_s):
+            async with Deadline(self._probe_timeout_s):
                 pending = set(self._pending)
                 pending_all = self._pending_all
                 if pending or pending_all:

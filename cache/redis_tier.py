@@ -9,7 +9,7 @@ aiocache has no scripting API beyond ``raw``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import msgpack
 import redis.asyncio as aioredis
 from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -88,6 +89,15 @@ def build_listener_client(url: str, connect_timeout_s: float) -> aioredis.Redis:
     )
 
 
+def _untimed_connections(client: aioredis.Redis) -> Callable[[], AbstractConnection]:
+    """Connections like the pool's, without redis-py's socket timeout: every engine call
+    already runs under the engine's deadline (``redis_timeout_ms``), and with a socket
+    timeout redis-py wraps each write in ``asyncio.wait_for``, a Task per command."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+    return lambda: pool.connection_class(**kwargs)
+
+
 class RedisTier:
     """The engine's operations on Redis, each one round trip (a Lua script).
 
@@ -101,9 +111,7 @@ class RedisTier:
         self.url = url
         self.keys = keys
         self.client = build_client(url, timeout_s)
-        self._commands = ConnectionStack(
-            self.client.connection_pool.make_connection, max_connections
-        )
+        self._commands = ConnectionStack(_untimed_connections(self.client), max_connections)
         # encoding=None: entries are binary (signed msgpack), never text.
         self.backend = RedisCache(serializer=NullSerializer(encoding=None), timeout=None)
         self.backend.client = self.client

@@ -279,3 +279,16 @@ async def test_a_composite_recorded_while_redis_was_away_is_stored_nowhere_share
     assert await other.get_entry("page") is None
     stats = cache.stats
     assert stats["l2_stale_rejected"] >= 1
+
+
+async def test_a_busy_process_does_not_blame_redis(make_cache: MakeCache) -> None:
+    # The event loop is blocked past the Redis deadline while the reply arrives (a burst of
+    # CPU-bound requests): the reply is taken, nothing counts as a Redis timeout, and the
+    # breaker stays closed.
+    source = Source({"a": 1})
+    cache = await make_cache(l1_max_entries=0, redis_timeout_ms=50)
+    await cache.get_many_or_load(["a"], source.load, tags=own_tag)
+    asyncio.get_running_loop().call_soon(time.sleep, 0.2)  # runs once the read is waiting
+    assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": 1}
+    assert cache.stats["redis_timeouts"] == 0
+    assert cache.stats["l2_hits"] == 1

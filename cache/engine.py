@@ -810,6 +810,9 @@ def _tags_for(key: str, tags_of: TagsOf | None) -> tuple[str, ...]:
     """The tags of ``key``'s value, with :data:`GLOBAL_TAG`, in one canonical (sorted)
     order: entries record them in this order, so a reader compares lists, not sets."""
     own = tags_of(key) if tags_of is not None else ()
+    if len(own) == 1 and own[0] != GLOBAL_TAG:  # the common case, without a set and a sort
+        tag = own[0]
+        return (tag, GLOBAL_TAG) if tag < GLOBAL_TAG else (GLOBAL_TAG, tag)
     return tuple(sorted({*own, GLOBAL_TAG}))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,7 +16,7 @@ from cache.deadline import Deadline
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
-def run_on(loop_name: str, scenario: Callable[[], Awaitable[None]]) -> None:
+def run_on(loop_name: str, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     # The server runs on uvloop (uvicorn's default), the suite on asyncio's loop: the two
     # order timers and I/O differently, so both are checked.
     with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:

@@ -59,14 +59,11 @@ def build_client(url: str, timeout_s: float) -> aioredis.Redis:
     One retry inside redis-py, for connection errors only: a pooled connection the
     server has closed (a restart, CLIENT KILL, an idle timeout) fails its next command
     at once, and redis-py's own check on checkout does not reliably notice. The retry
-    reconnects; every script is safe to run twice (reads, a conditional SET, version
-    bumps that only need to grow). Timeouts are never retried: the engine's deadline and
-    circuit breaker decide what happens then, and a hidden retry would multiply the wait.
+    reconnects. Timeouts are never retried: a hidden retry would multiply the wait.
 
-    redis-py's default socket timeout (5 s) is kept on purpose: dropping it made a
-    micro-benchmark faster but produced Redis deadline misses under load (the A/B is in
-    docs/decisions.md, "Redis faults"). The pool itself has no cap: the engine's own
-    commands run on a capped :class:`ConnectionStack` of its connections.
+    This client (redis-py's default 5 s socket timeout, an uncapped pool) serves
+    aiocache's backend and the admin calls; the engine's own commands run on a capped
+    :class:`ConnectionStack` of connections built from the same settings.
     """
     pool = aioredis.ConnectionPool.from_url(
         url,

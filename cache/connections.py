@@ -4,8 +4,8 @@ The engine sends one command at a time per connection and reads the reply whole,
 needs less than ``Redis.execute_command`` on a ``ConnectionPool`` does per call: a pool
 lock, a readiness probe of the socket, observability hooks and a retry wrapper, which
 together cost about a tenth of a 20-key read on loopback (docs/decisions.md, "Redis
-client"). Connections are still redis-py's own, built by the pool from the URL (TLS, unix
-sockets, ACL credentials), and keep its parser, socket timeouts and disconnect-on-error.
+faults"). Connections are still redis-py's own, built from the pool's URL settings (TLS,
+unix sockets, ACL credentials), and keep its parser and disconnect-on-error.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ class ReadResult:
 
 @dataclass(frozen=True, slots=True)
 class Script:
+    """A Lua script and the SHA1 that ``EVALSHA`` calls it by."""
+
     source: str
     sha: str = field(init=False)
 

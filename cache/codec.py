@@ -146,7 +146,7 @@ def _read_stamps(blob: bytes) -> tuple[tuple[tuple[str, int], ...], int]:
     if len(blob) < _STAMPS_AT:
         raise struct.error("entry too short")
     if blob[_MAC_SIZE] != FORMAT:
-        raise OutdatedEntry(f"entry format {blob[_MAC_SIZE]}, not {FORMAT}")
+        raise OutdatedEntry(f"entry written in an older format (expected format {FORMAT})")
     (count,) = _U32.unpack_from(blob, _MAC_SIZE + 1)
     at = _STAMPS_AT
     versions: list[tuple[str, int]] = []

@@ -15,8 +15,10 @@ class Deadline:
     before it can take the reply: a Redis that answered in a millisecond counts as timing
     out, the breaker opens and L1 is flushed, which makes the overload worse (measured in
     docs/decisions.md, "Redis faults"). Here the cancellation is queued behind whatever
-    wake-ups the loop has already queued, on asyncio's loop and on uvloop alike, so only a
-    reply still missing when the deadline is noticed is a timeout.
+    wake-ups the loop has already queued, so only a reply still missing when the deadline
+    is noticed is a timeout. That holds on asyncio's loop and on uvloop when the loop was
+    held up by tasks or callbacks (request handling); on uvloop, a loop held up inside an
+    I/O callback itself still loses the reply, as with ``asyncio.timeout``.
     """
 
     __slots__ = ("_handle", "_seconds", "_timeout")

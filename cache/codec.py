@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Final
 
 from cache.entry import Entry
@@ -60,9 +60,9 @@ def stamp(tag: str, version: int) -> bytes:
     return _U32.pack(len(name)) + name + _VERSION.pack(version)
 
 
-def prefix_of(stamps: Iterable[bytes], count: int) -> bytes:
-    """What follows the MAC in an entry computed at exactly these ``count`` stamps."""
-    return _FORMAT_BYTE + _U32.pack(count) + b"".join(stamps)
+def prefix_of(stamps: Sequence[bytes]) -> bytes:
+    """What follows the MAC in an entry computed at exactly these stamps."""
+    return _FORMAT_BYTE + _U32.pack(len(stamps)) + b"".join(stamps)
 
 
 class EntryCodec:
@@ -84,10 +84,9 @@ class EntryCodec:
         return outer.digest()
 
     def encode(self, redis_key: bytes, entry: Entry, expires_at_ms: int = 0) -> bytes:
-        versions = entry.versions
         payload = entry.payload
         rest = (
-            prefix_of((stamp(tag, version) for tag, version in versions), len(versions))
+            prefix_of([stamp(tag, version) for tag, version in entry.versions])
             + _TRAILER.pack(expires_at_ms, payload is not None)
             + (payload or b"")
         )
@@ -101,10 +100,9 @@ class EntryCodec:
         self._verify(redis_key, blob)
         try:
             versions, at = _read_stamps(blob)
-            expires_at_ms, found = _TRAILER.unpack_from(blob, at)
         except (struct.error, UnicodeDecodeError) as error:
             raise IntegrityError(f"undecodable entry: {error!r}") from error
-        payload = blob[at + _TRAILER.size :] if found else None
+        payload, expires_at_ms = _read_trailer(blob, at)
         return Entry(payload, versions), expires_at_ms
 
     def open_current(self, redis_key: bytes, blob: bytes, prefix: bytes) -> Opened | None:
@@ -114,12 +112,7 @@ class EntryCodec:
         self._verify(redis_key, blob)
         if not blob.startswith(prefix, _MAC_SIZE):
             return None
-        at = _MAC_SIZE + len(prefix)
-        try:
-            expires_at_ms, found = _TRAILER.unpack_from(blob, at)
-        except struct.error as error:
-            raise IntegrityError(f"undecodable entry: {error!r}") from error
-        return (blob[at + _TRAILER.size :] if found else None), expires_at_ms
+        return _read_trailer(blob, _MAC_SIZE + len(prefix))
 
     def _verify(self, redis_key: bytes, blob: bytes) -> None:
         if len(blob) <= _MAC_SIZE:
@@ -139,6 +132,15 @@ def tags_in(blob: bytes) -> tuple[str, ...]:
     except (IntegrityError, struct.error, UnicodeDecodeError):
         return ()
     return tuple(tag for tag, _ in versions)
+
+
+def _read_trailer(blob: bytes, at: int) -> Opened:
+    """The payload and expiry that follow the stamps ending at ``at``."""
+    try:
+        expires_at_ms, found = _TRAILER.unpack_from(blob, at)
+    except struct.error as error:
+        raise IntegrityError(f"undecodable entry: {error!r}") from error
+    return (blob[at + _TRAILER.size :] if found else None), expires_at_ms
 
 
 def _read_stamps(blob: bytes) -> tuple[tuple[tuple[str, int], ...], int]:

@@ -460,7 +460,7 @@ class TieredCache:
                 opened = open_current(
                     (entry_prefix + key).encode(),
                     blob,
-                    prefix_of([stamps[tag] for tag in tags], len(tags)),
+                    prefix_of([stamps[tag] for tag in tags]),
                 )
             except IntegrityError as error:
                 self._integrity_failure(key, error)

@@ -8,9 +8,8 @@ aiocache has no scripting API beyond ``raw``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -20,6 +19,7 @@ from aiocache.serializers import NullSerializer
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
@@ -33,17 +33,6 @@ class ReadResult:
     blobs: list[bytes | None]
     versions: list[int]
     """Current version of each tag asked for, created if it did not exist."""
-
-
-@dataclass(frozen=True, slots=True)
-class Script:
-    """A Lua script and the SHA1 that ``EVALSHA`` calls it by."""
-
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +103,20 @@ class RedisTier:
         # encoding=None: entries are binary (signed msgpack), never text.
         self.backend = RedisCache(serializer=NullSerializer(encoding=None), timeout=None)
         self.backend.client = self.client
-        self._read = Script(scripts.READ)
-        self._read_entry = Script(scripts.READ_ENTRY)
-        self._fill = Script(scripts.FILL)
-        self._invalidate = Script(scripts.INVALIDATE)
+        self._read = self.client.register_script(scripts.READ)
+        self._read_entry = self.client.register_script(scripts.READ_ENTRY)
+        self._fill = self.client.register_script(scripts.FILL)
+        self._invalidate = self.client.register_script(scripts.INVALIDATE)
 
-    async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA, loading the script once if the server lost it (a restart, a SCRIPT
-        FLUSH)."""
+        FLUSH). redis-py's script objects give the SHA; the call goes on our connections."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            return await self._commands.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await self._commands.execute(*command)
         except NoScriptError:
-            await self._commands.execute("SCRIPT", "LOAD", script.source)
-            return await self._commands.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            await self._commands.execute("SCRIPT", "LOAD", script.script)
+            return await self._commands.execute(*command)
 
     async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
         """Entries of ``keys`` and the current versions of ``tags``, in one round trip."""
@@ -174,7 +164,7 @@ class RedisTier:
         """Opens a connection and loads the scripts, so the first real call is not the one
         paying for the handshake under the per-call deadline."""
         for script in (self._read, self._read_entry, self._fill, self._invalidate):
-            await self._commands.execute("SCRIPT", "LOAD", script.source)
+            await self._commands.execute("SCRIPT", "LOAD", script.script)
 
     async def ping(self) -> None:
         await self._commands.execute("PING")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -80,3 +82,11 @@ async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None
         if loop.time() > deadline:
             raise AssertionError(f"condition not reached within {within}s")
         await asyncio.sleep(0.001)
+
+
+def format2_blob(secret: bytes, redis_key: bytes, tags: list[str], body: bytes) -> bytes:
+    """A genuine, signed entry in the previous wire format (MAC, u32 header length, tags
+    joined by NUL, msgpack body), as a rolling deploy leaves behind."""
+    header = "\x00".join(tags).encode()
+    rest = len(header).to_bytes(4, "big") + header + body
+    return hmac.new(secret, redis_key + b"\x00" + rest, hashlib.sha256).digest() + rest

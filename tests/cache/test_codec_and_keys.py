@@ -19,6 +19,7 @@ from cache.codec import (
     stamp,
     tags_in,
 )
+from tests.cache.conftest import format2_blob
 
 VERSIONS = (("*", 17), ("User:1", 42))
 
@@ -93,8 +94,7 @@ def test_open_current_needs_exactly_the_recorded_stamps() -> None:
     blob = codec.encode(b"key", Entry.of("value", VERSIONS), expires_at_ms=1234)
 
     def opened(versions: tuple[tuple[str, int], ...]) -> Opened | None:
-        prefix = prefix_of([stamp(tag, version) for tag, version in versions], len(versions))
-        return codec.open_current(b"key", blob, prefix)
+        return codec.open_current(b"key", blob, prefix_of([stamp(t, v) for t, v in versions]))
 
     current = opened(VERSIONS)
     assert current is not None
@@ -105,17 +105,15 @@ def test_open_current_needs_exactly_the_recorded_stamps() -> None:
     assert opened((*VERSIONS, ("User:2", 1))) is None  # or on more
     assert opened((("*", 17), ("User:10", 42))) is None  # or on another
     with pytest.raises(IntegrityError):
-        codec.open_current(b"other-key", blob, prefix_of([], 0))
+        codec.open_current(b"other-key", blob, prefix_of([]))
 
 
 def test_entry_of_an_older_format_is_outdated_not_tampered() -> None:
-    # Format 2 (before stamps): MAC, then u32 header length; a genuine, signed entry.
-    rest = (4).to_bytes(4, "big") + b"a\x00*b" + b"\x94\x02\xc0\x90\x00"
-    blob = hmac.new(b"k", b"key\x00" + rest, hashlib.sha256).digest() + rest
+    blob = format2_blob(b"k", b"key", ["a", "*b"], b"\x94\x02\xc0\x90\x00")
     codec = EntryCodec(b"k")
     with pytest.raises(OutdatedEntry):
         codec.decode(b"key", blob)
-    assert codec.open_current(b"key", blob, prefix_of([], 0)) is None
+    assert codec.open_current(b"key", blob, prefix_of([])) is None
     assert tags_in(blob) == ()
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 
 import redis.asyncio as aioredis
 from hypothesis import given
@@ -13,7 +11,14 @@ from hypothesis import strategies as st
 from cache import NOT_FOUND, TieredCache
 from cache.engine import _tags_for
 from cache.keys import GLOBAL_TAG, KeySpace
-from tests.cache.conftest import SECRET, MakeCache, Source, eventually, own_tag
+from tests.cache.conftest import (
+    SECRET,
+    MakeCache,
+    Source,
+    eventually,
+    format2_blob,
+    own_tag,
+)
 
 
 async def test_loader_runs_once_per_miss_then_tiers_answer(make_cache: MakeCache) -> None:
@@ -192,15 +197,13 @@ async def test_garbage_entry_is_a_counted_miss(
 async def test_entry_of_an_older_release_is_a_quiet_miss_then_rewritten(
     make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
-    # A genuine entry in the previous wire format (signed, MAC, then a u32 header length),
-    # as a rolling deploy leaves behind: a miss, not an integrity alarm; the reload
-    # rewrites it in the current format.
+    # A genuine entry in the previous wire format, as a rolling deploy leaves behind: a
+    # miss, not an integrity alarm; the reload rewrites it in the current format.
     keys = KeySpace(key_prefix)
     for key in ("a", "composite"):
         redis_key = keys.entry(key).encode()
-        rest = (4).to_bytes(4, "big") + key.encode() + b"\x00*" + b"\x94\x02\xa3old\x90\x00"
-        mac = hmac.new(SECRET, redis_key + b"\x00" + rest, hashlib.sha256).digest()
-        await redis_client.set(redis_key, mac + rest, px=60_000)
+        blob = format2_blob(SECRET, redis_key, ["*", key], b"\x94\x02\xa3old\x90\x00")
+        await redis_client.set(redis_key, blob, px=60_000)
     source = Source({"a": "new"})
     cache = await make_cache(l1_max_entries=0)
     assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": "new"}

@@ -32,7 +32,7 @@ RUN awk '/^setuptools==/ { keep = 1 } keep && /^ *#/ { exit } keep' requirements
     && pip install --require-hashes --only-binary=:all: -r build.lock \
     && rm build.lock requirements-dev.lock
 
-# The project itself, editable: graph/cli.py finds alembic.ini and alembic/ beside graph/
+# The project itself, editable: graph/cli/main.py finds alembic.ini and alembic/ beside graph/
 # (Path(graph.__file__).parents[1]), so the source lives in /app in the final image too.
 COPY pyproject.toml alembic.ini ./
 COPY alembic ./alembic

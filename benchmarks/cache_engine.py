@@ -24,7 +24,7 @@ from theine import Cache as TheineCache
 
 from cache import CacheConfig, TieredCache
 from cache.keys import KeySpace
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 ROUNDS = 15
 

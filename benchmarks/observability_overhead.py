@@ -17,10 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from graph.cli import alembic_config
-from graph.logs import configure_logging
-from graph.observability import observing_operation, report
-from graph.schema import build_schema
+from graph.api.schema import build_schema
+from graph.cli.main import alembic_config
+from graph.observability.logs import configure_logging
+from graph.observability.operations import observing_operation, report
 from graph.services import Services
 from graph.settings import Settings
 from models import Database

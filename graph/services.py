@@ -15,14 +15,14 @@ import strawberry
 from sqlalchemy import text
 
 from cache import NOT_FOUND, CacheConfig, RequestCache, TieredCache
-from graph.activity import Activity
-from graph.context import Context
-from graph.errors import bad_input
-from graph.metrics import Metrics
-from graph.observability import count_sql, tags_invalidated
-from graph.response_cache import ResponseCache
-from graph.schema import build_schema
+from graph.api.context import Context
+from graph.api.errors import bad_input
+from graph.api.schema import build_schema
+from graph.observability.activity import Activity
+from graph.observability.metrics import Metrics
+from graph.observability.operations import count_sql, tags_invalidated
 from graph.settings import Settings
+from graph.web.response_cache import ResponseCache
 from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
 from models.tokens import digest, is_plausible, user_for_token
 

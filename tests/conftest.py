@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from graph.settings import Settings
-from tests.api import Api, running_api
-from tests.databases import PostgresTemplate, SqliteTemplate, postgres_reachable
-from tests.redis_server import RedisServer
-from tests.strict import STRICT
+from tests.support.api import Api, running_api
+from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_reachable
+from tests.support.redis_server import RedisServer
+from tests.support.strict import STRICT
 
 
 @pytest.fixture(scope="session")

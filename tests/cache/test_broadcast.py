@@ -9,7 +9,7 @@ import time
 import redis.asyncio as aioredis
 
 from tests.cache.conftest import MakeCache, Source, eventually, own_tag
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 
 async def test_other_instance_drops_its_l1_copy_within_milliseconds(

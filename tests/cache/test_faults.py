@@ -8,7 +8,7 @@ import time
 import redis.asyncio as aioredis
 
 from tests.cache.conftest import MakeCache, Source, eventually, own_tag
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 FAST_FAULTS = {
     "redis_timeout_ms": 50,

@@ -1,0 +1,1 @@
+"""The GraphQL API: schema, types, resolvers, loaders, tags and ids of the catalogue."""

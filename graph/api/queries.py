@@ -1,0 +1,108 @@
+"""Root query fields: lookups by id, top-level connections, and the viewer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import strawberry
+
+from cache import CachedField, Scope
+from graph.api import tags
+from graph.api.context import Info
+from graph.api.errors import bad_input
+from graph.api.ids import check_first, decode_cursor, parse_id
+from graph.api.tags import ListSource
+from graph.api.types import (
+    LIST_TTL,
+    PRIVATE_TTL,
+    Author,
+    Book,
+    Connection,
+    Review,
+    User,
+    cached_connection,
+    field_of,
+)
+from models import AuthorRecord, BookRecord, catalogue
+from models.catalogue import BookFilter
+
+NO_AUTHOR = 0  # an id no row has: `authorId` values that cannot be ids filter on it
+
+
+def _author_filter(author_id: str | None) -> int | None:
+    if author_id is None:
+        return None
+    return parse_id(author_id) or NO_AUTHOR
+
+
+def _books_tags(_root: Any, arguments: Mapping[str, Any]) -> list[str]:
+    author = _author_filter(arguments["author_id"])
+    return ListSource("books", author, arguments["genre"]).tags()
+
+
+ME = CachedField(
+    ttl=PRIVATE_TTL,
+    scope=Scope.PRIVATE,
+    tags=lambda _root, _args: [tags.USERS],
+    encode=lambda user: [user.pk, user.name],
+    decode=lambda value: User(id=strawberry.ID(str(value[0])), name=value[1], pk=value[0]),
+)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def author(self, info: Info, id: strawberry.ID) -> Author | None:
+        pk = parse_id(id)
+        record = None if pk is None else await info.context.loaders.author.load(pk)
+        return None if record is None else Author.from_record(record)
+
+    @cached_connection(LIST_TTL, Scope.PUBLIC, lambda _root, _args: [tags.AUTHORS])
+    async def authors(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Connection[Author]:
+        size = check_first(first)
+        after_id = decode_cursor(tags.AUTHORS, after)
+        page = await info.context.db.read(
+            partial(catalogue.page, record=AuthorRecord, first=size, after_id=after_id)
+        )
+        return Connection.of(tags.AUTHORS, page, ListSource("authors"))
+
+    @strawberry.field
+    async def book(self, info: Info, id: strawberry.ID) -> Book | None:
+        pk = parse_id(id)
+        record = None if pk is None else await info.context.loaders.book.load(pk)
+        return None if record is None else Book.from_record(record)
+
+    @cached_connection(LIST_TTL, Scope.PUBLIC, _books_tags)
+    async def books(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        genre: str | None = None,
+        author_id: strawberry.ID | None = None,
+    ) -> Connection[Book]:
+        size = check_first(first)
+        after_id = decode_cursor(tags.BOOKS, after)
+        if genre is not None and "\x00" in genre:
+            raise bad_input("genre must not contain NUL characters")
+        author_pk = _author_filter(author_id)
+        where = BookFilter(genre=genre, author_id=author_pk).conditions()
+        page = await info.context.db.read(
+            partial(catalogue.page, record=BookRecord, first=size, after_id=after_id, where=where)
+        )
+        return Connection.of(tags.BOOKS, page, ListSource("books", author_pk, genre))
+
+    @strawberry.field
+    async def review(self, info: Info, id: strawberry.ID) -> Review | None:
+        pk = parse_id(id)
+        record = None if pk is None else await info.context.loaders.review.load(pk)
+        return None if record is None else Review.from_record(record)
+
+    @field_of(User | None, cached=ME)
+    def me(self, info: Info) -> User | None:
+        viewer = info.context.viewer
+        return None if viewer is None else User.from_record(viewer)

@@ -1,0 +1,1 @@
+"""Per-operation figures, the log line, Prometheus metrics and recent activity."""

@@ -1,0 +1,75 @@
+"""The Starlette application: /graphql, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from graph.observability.logs import configure_logging
+from graph.observability.metrics import CONTENT_TYPE_LATEST
+from graph.services import Services
+from graph.settings import Settings
+from graph.web.dashboard import routes as dashboard_routes
+from graph.web.endpoint import GraphQLEndpoint
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """503 without the database; 200 but "degraded" while Redis is away (SPEC 6.10)."""
+    services: Services = request.app.state.services
+    database = await services.database_ready()
+    cache = await services.cache.check()  # probes Redis now if the breaker is open
+    if not database:
+        status = "unavailable"
+    elif cache == "degraded":
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {"status": status, "database": database, "cache": cache}
+    return JSONResponse(body, status_code=200 if database else 503)
+
+
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    services.metrics.absorb_engine_stats(services.cache.stats)
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    configure_logging(settings)
+    services = Services.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", GraphQLEndpoint(services).handle, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            *dashboard_routes(),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,125 @@
+"""Reading a GraphQL-over-HTTP request: its parameters from a query string or a body.
+
+Everything a client can get wrong here is refused with a 4xx and a GraphQL-shaped error
+before a document reaches the executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from graph.api.errors import ErrorCode
+
+JSON = "application/json"
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+GRAPHQL_DOCUMENT = "application/graphql"
+
+
+class RequestError(Exception):
+    """A request refused before execution: its HTTP status, message and metric label."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        reason: str,
+        *,
+        code: ErrorCode = ErrorCode.BAD_REQUEST,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+        self.code = code
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLParams:
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def response_media_type(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accept else JSON
+
+
+def wants_ide(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+
+
+def _json_object(raw: str | bytes, what: str, reason: str) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, f"{what} is not valid JSON", reason) from None
+    if value is not None and not isinstance(value, dict):
+        raise RequestError(400, f"{what} must be a JSON object", reason)
+    return value
+
+
+def _params(data: Mapping[str, Any]) -> GraphQLParams:
+    query, operation_name = data.get("query"), data.get("operationName")
+    variables, extensions = data.get("variables"), data.get("extensions")
+    if query is not None and not isinstance(query, str):
+        raise RequestError(400, "query must be a string", "bad_params")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestError(400, "operationName must be a string", "bad_params")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError(400, "variables must be a JSON object", "bad_params")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError(400, "extensions must be a JSON object", "bad_params")
+    return GraphQLParams(query, variables, operation_name, extensions)
+
+
+def params_from_query_string(request: Request) -> GraphQLParams:
+    args = request.query_params
+    data: dict[str, Any] = {"query": args.get("query"), "operationName": args.get("operationName")}
+    for name in ("variables", "extensions"):
+        if args.get(name):
+            data[name] = _json_object(args[name], name, "malformed_json")
+    return _params(data)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
+        # The server frames the body by its Content-Length: it cannot run past the limit.
+        return await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
+    return bytes(body)
+
+
+async def params_from_body(request: Request, limit: int) -> GraphQLParams:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in (JSON, GRAPHQL_DOCUMENT):
+        raise RequestError(
+            415,
+            f"Content-Type must be {JSON} (or {GRAPHQL_DOCUMENT})",
+            "unsupported_media_type",
+        )
+    body = await _read_body(request, limit)
+    if media_type == GRAPHQL_DOCUMENT:
+        try:
+            return GraphQLParams(body.decode(), None, None, None)
+        except UnicodeDecodeError:
+            raise RequestError(400, "body is not valid UTF-8", "malformed_body") from None
+    data = _json_object(body, "body", "malformed_json")
+    if data is None:
+        raise RequestError(400, "body must be a JSON object", "malformed_json")
+    return _params(data)

@@ -1,0 +1,93 @@
+"""`strata cache stats | keys | inspect | invalidate | flush` against the service's Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from graph.settings import Settings
+from tests.support.api import Api
+from tests.support.sql_counter import counting_statements
+
+STRATA = Path(sys.executable).parent / "strata"
+
+
+async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": str(settings.redis_url),
+        "STRATA_CACHE_SECRET": "test-secret",
+        "STRATA_CACHE_PREFIX": settings.cache_prefix,
+        "STRATA_LOG_LEVEL": "WARNING",
+        "COLUMNS": "200",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(STRATA), "cache", *args, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def json_of(settings: Settings, *args: str) -> Any:
+    code, out = await strata_cache(settings, *args, "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+async def test_keys_and_inspect_show_what_is_cached(
+    cached_settings: Settings, cached_api: Api
+) -> None:
+    await cached_api.data('{ book(id: "1") { title reviewCount } }')
+    tagged = await json_of(cached_settings, "keys", "--tag", "Book:1")
+    keys = {entry["key"] for entry in tagged}
+    assert "Book:1" in keys
+    assert all("Book:1" in entry["tags"] for entry in tagged)
+    assert all(entry["ttl_seconds"] > 0 for entry in tagged)
+    by_pattern = await json_of(cached_settings, "keys", "--pattern", "Book.review_count:*")
+    assert [entry["key"] for entry in by_pattern] == ["Book.review_count:1:"]
+    entry = await json_of(cached_settings, "inspect", "Book:1")
+    assert entry["valid"] is True
+    assert entry["integrity_ok"] is True
+    assert (
+        entry["value"][1] == (await cached_api.data('{ book(id: "1") { title } }'))["book"]["title"]
+    )
+    assert {tag["tag"] for tag in entry["tags"]} >= {"Book:1"}
+    code, text = await strata_cache(cached_settings, "inspect", "Book:1")
+    assert code == 0
+    assert "valid" in text
+
+
+async def test_invalidate_then_inspect_says_stale(
+    cached_settings: Settings, cached_api: Api
+) -> None:
+    await cached_api.data('{ book(id: "4") { title } }')
+    code, out = await strata_cache(cached_settings, "invalidate", "--tag", "Book:4")
+    assert code == 0
+    assert out.strip() == "invalidated 1 tag"
+    entry = await json_of(cached_settings, "inspect", "Book:4")
+    assert entry["exists"] is True
+    assert entry["valid"] is False
+    missing = await strata_cache(cached_settings, "inspect", "Book:99999")
+    assert missing[0] == 1
+
+
+async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> None:
+    query = "{ books(first: 5) { edges { node { title } } } }"
+    await cached_api.data(query)
+    stats = await json_of(cached_settings, "stats", "--server", "http://127.0.0.1:9")
+    assert stats["redis"]["entry_keys"] > 0
+    assert stats["redis"]["status"] == "ok"
+    assert stats["server"] is None
+    flushed = await json_of(cached_settings, "flush")
+    assert flushed["global_tag_invalidated"] is True
+    assert flushed["deleted_keys"] > 0
+    assert await json_of(cached_settings, "keys") == []
+    with counting_statements(cached_api.services.db.engine) as statements:
+        await cached_api.data(query)
+    assert statements, "after a flush the next read goes to the database"

@@ -1,0 +1,1 @@
+"""What the tests share: servers, databases, Redis processes, API clients."""

@@ -4,10 +4,11 @@
     async def comment_count(self, info: Info) -> int: ...
 
 The resolver's context must carry a :class:`RequestCache` as ``request_cache`` (see
-:class:`CacheAware`). A field's key is ``<Type>.<field>:<parent id>:<arguments>`` plus the
-viewer for ``PRIVATE`` fields, so two different inputs never share a key: arguments are
-the resolver's keyword arguments after Strawberry applied their defaults, serialized with
-sorted keys, so neither argument order nor spelling out a default makes a new key.
+:class:`CacheAware`). A field's key is ``<Type>.<field>:<parent id>[:<viewer>]:<arguments>``
+(the viewer for ``PRIVATE`` fields), built by :func:`cache.keys.compose_key`, so two
+different inputs never share a key: arguments are the resolver's keyword arguments after
+Strawberry applied their defaults, sorted by name, so neither argument order nor spelling
+out a default makes a new key.
 
 Fields resolved in the same event-loop tick share one batch: one L1 pass and one Redis
 round trip, however many of them there are. For fields on every node of a list,
@@ -18,7 +19,6 @@ answers synchronously (an async field costs far more in graphql-core than a plai
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import orjson
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import FieldExtension
 from strawberry.extensions.field_extension import AsyncExtensionResolver, SyncExtensionResolver
@@ -34,13 +33,11 @@ from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
 from cache.engine import TieredCache
+from cache.keys import KeyPart, compose_key, viewer_part
 
 TagsOf = Callable[[Any, Mapping[str, Any]], Iterable[str]]
 ScopeOf = Callable[[Any], "Scope"]
 Codec = Callable[[Any], Any]
-
-MAX_PLAIN_ARGUMENTS = 96  # longer argument strings are hashed to keep keys short
-ANONYMOUS = "anonymous"
 
 
 class Scope(StrEnum):
@@ -89,8 +86,8 @@ class RequestCache:
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _batch: DataLoader[str, Any] | None = None
 
-    def viewer_key(self) -> str:
-        return ANONYMOUS if self.viewer is None else f"user={self.viewer}"
+    def viewer_key(self) -> KeyPart:
+        return viewer_part(self.viewer)
 
     async def get_many_or_load(
         self,
@@ -204,21 +201,12 @@ class CacheAware(Protocol):
     def request_cache(self) -> RequestCache: ...
 
 
-def _default_parent_id(source: Any) -> object:
-    return "" if source is None else source.id
+def _default_parent_id(source: Any) -> KeyPart:
+    return None if source is None else source.id
 
 
 def _identity(value: Any) -> Any:
     return value
-
-
-def normalized_arguments(arguments: Mapping[str, Any]) -> str:
-    if not arguments:
-        return ""
-    text = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=vars).decode()
-    if len(text) > MAX_PLAIN_ARGUMENTS:
-        return "#" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    return text
 
 
 class CachedField(FieldExtension):
@@ -235,7 +223,7 @@ class CachedField(FieldExtension):
         tags: TagsOf,
         ttl: float | None = None,
         scope: Scope | ScopeOf = Scope.PUBLIC,
-        parent_id: Callable[[Any], object] = _default_parent_id,
+        parent_id: Callable[[Any], KeyPart] = _default_parent_id,
         encode: Codec = _identity,
         decode: Codec = _identity,
     ) -> None:
@@ -259,10 +247,10 @@ class CachedField(FieldExtension):
         return self._scope if isinstance(self._scope, Scope) else self._scope(source)
 
     def key(self, source: Any, arguments: Mapping[str, Any], request: RequestCache) -> str:
-        key = f"{self.name}:{self.parent_id(source)}:{normalized_arguments(arguments)}"
+        parent = self.parent_id(source)
         if self.scope_of(source) is Scope.PRIVATE:
-            key = f"{key}:{request.viewer_key()}"
-        return key
+            return compose_key(self.name, parent, request.viewer_key(), args=arguments)
+        return compose_key(self.name, parent, args=arguments)
 
     def _request(self, info: Info) -> RequestCache:
         request: RequestCache = info.context.request_cache

@@ -32,7 +32,7 @@ MAX_TAGS_PER_CALL = 1000
 MAX_TAG_LENGTH = 200
 TOKEN_TTL = 300.0  # tokens cannot be revoked through the API; a new one is a new key
 STATS_SYNC_SECONDS = 1.0
-CACHE_FORMAT = 1  # bump when the shape of cached values changes without the schema changing
+CACHE_FORMAT = 2  # bump when the shape of cached values changes without the schema changing
 
 
 def cache_namespace(prefix: str, schema: strawberry.Schema) -> str:

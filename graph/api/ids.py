@@ -16,6 +16,11 @@ MAX_FIRST = 100
 _MAX_ID_DIGITS = 18  # stays below 2**63, the widest primary key either database has
 
 
+def api_id(pk: int) -> str:
+    """The id clients see for a primary key (and the one cache keys and tags show)."""
+    return str(pk)
+
+
 def parse_id(value: str) -> int | None:
     """The primary key for an id, or None when the string cannot be one of ours."""
     if not value.isascii() or not value.isdigit() or len(value) > _MAX_ID_DIGITS:

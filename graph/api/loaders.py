@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from cache import RequestCache
-from graph.api import records
-from graph.api.tags import ListSource
+from graph.api import keys, values
+from graph.api.lists import ListCounts, ListSource
 from graph.observability.operations import batch_loaded
 from models import (
     AuthorRecord,
@@ -65,21 +65,21 @@ class Loaders:
         return result
 
     def _entities(self, record: type[RecordT], kind: str) -> DataLoader[int, RecordT | None]:
-        async def from_database(keys: list[str]) -> dict[str, Any]:
-            ids = [int(key.rpartition(":")[2]) for key in keys]
-            found = await self._read(lambda conn: catalogue.by_ids(conn, record, ids))
-            return {f"{kind}:{row_id}": records.to_value(row) for row_id, row in found.items()}
-
         async def load(ids: Sequence[int]) -> list[RecordT | None]:
             batch_loaded(kind, len(ids))
             # An entity's key is also its tag: `Book:42` depends on `Book:42` alone.
-            keys = [f"{kind}:{row_id}" for row_id in ids]
-            values = await self._cache.get_many_or_load(
-                keys, from_database, tags=lambda key: (key,)
+            id_of = {keys.entity(kind, row_id): row_id for row_id in ids}
+
+            async def from_database(missing: list[str]) -> dict[str, Any]:
+                wanted = [id_of[key] for key in missing]
+                found = await self._read(lambda conn: catalogue.by_ids(conn, record, wanted))
+                return {keys.entity(kind, pk): values.encode(row) for pk, row in found.items()}
+
+            cached = await self._cache.get_many_or_load(
+                list(id_of), from_database, tags=lambda key: (key,)
             )
             return [
-                None if values[key] is None else records.from_value(record, values[key])
-                for key in keys
+                None if cached[key] is None else values.decode(record, cached[key]) for key in id_of
             ]
 
         return DataLoader(load)
@@ -164,15 +164,33 @@ class Loaders:
     def review_count_of_user(self) -> DataLoader[int, int]:
         return self._counts(ReviewRecord, "reviewer_id")
 
-    async def count(self, source: ListSource) -> int:
+    @cached_property
+    def counts(self) -> ListCounts:
+        return _Counts(self)
+
+    def count(self, source: ListSource) -> Awaitable[int]:
         """The size of the list a connection shows."""
-        if source.parent is not None and source.kind == "author_books":
-            return await self.book_count_of_author.load(source.parent)
-        if source.parent is not None and source.kind == "book_reviews":
-            return (await self.review_stats.load(source.parent)).count
-        if source.parent is not None and source.kind == "user_reviews":
-            return await self.review_count_of_user.load(source.parent)
-        if source.kind == "authors":
-            return await self._read(lambda conn: catalogue.count(conn, AuthorRecord))
-        where = BookFilter(genre=source.genre, author_id=source.parent).conditions()
-        return await self._read(lambda conn: catalogue.count(conn, BookRecord, where))
+        return source.count(self.counts)
+
+
+class _Counts:
+    """How each list is counted: batched where a page of parents asks at once."""
+
+    def __init__(self, loaders: Loaders) -> None:
+        self._loaders = loaders
+
+    def books(self, genre: str | None, author: int | None) -> Awaitable[int]:
+        where = BookFilter(genre=genre, author_id=author).conditions()
+        return self._loaders._read(lambda conn: catalogue.count(conn, BookRecord, where))
+
+    def authors(self) -> Awaitable[int]:
+        return self._loaders._read(lambda conn: catalogue.count(conn, AuthorRecord))
+
+    def books_of_author(self, author: int) -> Awaitable[int]:
+        return self._loaders.book_count_of_author.load(author)
+
+    async def reviews_of_book(self, book: int) -> int:
+        return (await self._loaders.review_stats.load(book)).count
+
+    def reviews_of_user(self, user: int) -> Awaitable[int]:
+        return self._loaders.review_count_of_user.load(user)

@@ -9,11 +9,11 @@ from typing import Any
 import strawberry
 
 from cache import CachedField, Scope
-from graph.api import tags
+from graph.api import keys, values
 from graph.api.context import Info
 from graph.api.errors import bad_input
 from graph.api.ids import check_first, decode_cursor, parse_id
-from graph.api.tags import ListSource
+from graph.api.lists import Authors, Books
 from graph.api.types import (
     LIST_TTL,
     PRIVATE_TTL,
@@ -37,17 +37,17 @@ def _author_filter(author_id: str | None) -> int | None:
     return parse_id(author_id) or NO_AUTHOR
 
 
-def _books_tags(_root: Any, arguments: Mapping[str, Any]) -> list[str]:
-    author = _author_filter(arguments["author_id"])
-    return ListSource("books", author, arguments["genre"]).tags()
+def _books_of(_root: Any, arguments: Mapping[str, Any]) -> Books:
+    return Books(genre=arguments["genre"], author=_author_filter(arguments["author_id"]))
 
 
 ME = CachedField(
     ttl=PRIVATE_TTL,
     scope=Scope.PRIVATE,
-    tags=lambda _root, _args: [tags.USERS],
-    encode=lambda user: [user.pk, user.name],
-    decode=lambda value: User(id=strawberry.ID(str(value[0])), name=value[1], pk=value[0]),
+    tags=lambda _root, _args: [keys.USERS],
+    parent_id=keys.parent_id,
+    encode=values.encode,
+    decode=lambda value: values.decode(User, value),
 )
 
 
@@ -59,16 +59,16 @@ class Query:
         record = None if pk is None else await info.context.loaders.author.load(pk)
         return None if record is None else Author.from_record(record)
 
-    @cached_connection(LIST_TTL, Scope.PUBLIC, lambda _root, _args: [tags.AUTHORS])
+    @cached_connection(LIST_TTL, Authors.scope, lambda _root, _args: Authors())
     async def authors(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[Author]:
         size = check_first(first)
-        after_id = decode_cursor(tags.AUTHORS, after)
+        after_id = decode_cursor(keys.AUTHORS, after)
         page = await info.context.db.read(
             partial(catalogue.page, record=AuthorRecord, first=size, after_id=after_id)
         )
-        return Connection.of(tags.AUTHORS, page, ListSource("authors"))
+        return Connection.of(keys.AUTHORS, page, Authors())
 
     @strawberry.field
     async def book(self, info: Info, id: strawberry.ID) -> Book | None:
@@ -76,7 +76,7 @@ class Query:
         record = None if pk is None else await info.context.loaders.book.load(pk)
         return None if record is None else Book.from_record(record)
 
-    @cached_connection(LIST_TTL, Scope.PUBLIC, _books_tags)
+    @cached_connection(LIST_TTL, Books.scope, _books_of)
     async def books(
         self,
         info: Info,
@@ -86,7 +86,7 @@ class Query:
         author_id: strawberry.ID | None = None,
     ) -> Connection[Book]:
         size = check_first(first)
-        after_id = decode_cursor(tags.BOOKS, after)
+        after_id = decode_cursor(keys.BOOKS, after)
         if genre is not None and "\x00" in genre:
             raise bad_input("genre must not contain NUL characters")
         author_pk = _author_filter(author_id)
@@ -94,7 +94,7 @@ class Query:
         page = await info.context.db.read(
             partial(catalogue.page, record=BookRecord, first=size, after_id=after_id, where=where)
         )
-        return Connection.of(tags.BOOKS, page, ListSource("books", author_pk, genre))
+        return Connection.of(keys.BOOKS, page, Books(genre=genre, author=author_pk))
 
     @strawberry.field
     async def review(self, info: Info, id: strawberry.ID) -> Review | None:

@@ -2,53 +2,33 @@
 
 Resolvers use it to fetch relations for a whole page in one batch up front, so that the
 per-node fields can be answered synchronously: an async field costs far more in
-graphql-core than a plain attribute.
+graphql-core than a plain attribute. Read from Strawberry's public `info.selected_fields`,
+whose fragments (named and inline) carry their own selections; a field is found by its
+name, whatever alias the client gave it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    InlineFragmentNode,
-    SelectionSetNode,
-)
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from graph.api.context import Info
 
 
-def _fields(
-    selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
-) -> Iterator[FieldNode]:
-    if selection_set is None:
-        return
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
+def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
             yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _fields(selection.selection_set, fragments)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                yield from _fields(fragment.selection_set, fragments)
-
-
-def _named(
-    selection_set: SelectionSetNode | None,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    name: str,
-) -> Iterator[FieldNode]:
-    return (field for field in _fields(selection_set, fragments) if field.name.value == name)
+        elif isinstance(selection, (InlineFragment, FragmentSpread)):
+            yield from _fields(selection.selections)
 
 
 def child_fields(info: Info, child: str) -> frozenset[str]:
     """Field names selected under `child { … }` of the field being resolved."""
-    raw = info._raw_info
     names: set[str] = set()
-    for field in raw.field_nodes:
-        for node in _named(field.selection_set, raw.fragments, child):
-            names.update(f.name.value for f in _fields(node.selection_set, raw.fragments))
+    for field in info.selected_fields:
+        for node in _fields(field.selections):
+            if node.name == child:
+                names.update(grandchild.name for grandchild in _fields(node.selections))
     return frozenset(names)

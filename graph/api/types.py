@@ -12,7 +12,7 @@ synchronously: an async field costs far more in graphql-core than a plain value.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -20,12 +20,12 @@ import strawberry
 from strawberry import Private
 
 from cache import CachedField, Scope
-from graph.api import tags
+from graph.api import keys, values
 from graph.api.context import Info
-from graph.api.ids import check_first, decode_cursor, encode_cursor
+from graph.api.ids import api_id, check_first, decode_cursor, encode_cursor
+from graph.api.lists import BooksOfAuthor, CachedList, ListSource, ReviewsOfBook, ReviewsOfUser
 from graph.api.loaders import Loaders, PageKey
 from graph.api.selection import child_fields
-from graph.api.tags import ListSource
 from models import AuthorRecord, BookRecord, ReviewRecord, UserRecord
 from models.catalogue import Page
 
@@ -48,26 +48,23 @@ def field_of(
 
 
 def cached_connection(
-    ttl: float, scope: Scope, list_tags: Callable[..., list[str]]
+    ttl: float, scope: Scope, source_of: Callable[[Any, Mapping[str, Any]], ListSource]
 ) -> Callable[[ResolverT], ResolverT]:
-    """A connection field cached as plain data (see `Connection.to_value`)."""
+    """A connection field cached as plain data (see `Connection.to_value`), tagged with
+    the tags of the list it shows (`source_of(parent, arguments)`); `scope` is that list's."""
     decorator: Callable[[ResolverT], ResolverT] = strawberry.field(
         extensions=[
             CachedField(
                 ttl=ttl,
                 scope=scope,
-                tags=list_tags,
-                parent_id=_pk,
+                tags=lambda parent, arguments: source_of(parent, arguments).tags(),
+                parent_id=keys.parent_id,
                 encode=Connection.to_value,
                 decode=Connection.from_value,
             )
         ]
     )
     return decorator
-
-
-def _pk(source: Any) -> object:
-    return "" if source is None else source.pk
 
 
 @strawberry.type
@@ -82,13 +79,9 @@ class Edge(Generic[NodeT]):
     node: NodeT
 
 
-def _list_scope(connection: Connection[Any]) -> Scope:
-    return Scope.PRIVATE if connection.source.kind == "user_reviews" else Scope.PUBLIC
-
-
 TOTAL_COUNT = CachedField(
     ttl=AGGREGATE_TTL,
-    scope=_list_scope,
+    scope=lambda connection: connection.source.scope,
     tags=lambda connection, _args: connection.source.tags(),
     parent_id=lambda connection: connection.source.key(),
 )
@@ -106,14 +99,14 @@ class Connection(Generic[NodeT]):
         ids = list(page.ids)
         return cls(node_kind=node_kind, ids=ids, has_next=page.has_next, source=source)
 
-    def to_value(self) -> list[Any]:
-        return [self.node_kind, self.ids, self.has_next, self.source.to_value()]
+    def to_value(self) -> Any:
+        return values.encode(CachedList(self.node_kind, self.ids, self.has_next, self.source))
 
     @classmethod
-    def from_value(cls, value: list[Any]) -> Connection[Any]:
-        node_kind, ids, has_next, source = value
+    def from_value(cls, value: Any) -> Connection[Any]:
+        shown = values.decode(CachedList, value)
         return cls(
-            node_kind=node_kind, ids=ids, has_next=has_next, source=ListSource.from_value(source)
+            node_kind=shown.node_kind, ids=shown.ids, has_next=shown.has_next, source=shown.source
         )
 
     @strawberry.field
@@ -142,13 +135,15 @@ def _existing(found: Sequence[Any]) -> list[Any]:
 
 
 BOOK_COUNT = CachedField(
-    ttl=AGGREGATE_TTL, tags=lambda author, _args: [tags.books_of_author(author.pk)], parent_id=_pk
+    ttl=AGGREGATE_TTL,
+    tags=lambda author, _args: BooksOfAuthor(author.pk).tags(),
+    parent_id=keys.parent_id,
 )
 
 
 @strawberry.type
 class Author:
-    KIND: ClassVar[str] = tags.AUTHORS
+    KIND: ClassVar[str] = keys.AUTHORS
 
     id: strawberry.ID
     name: str
@@ -157,7 +152,9 @@ class Author:
 
     @classmethod
     def from_record(cls, record: AuthorRecord) -> Author:
-        return cls(id=strawberry.ID(str(record.id)), name=record.name, bio=record.bio, pk=record.id)
+        return cls(
+            id=strawberry.ID(api_id(record.id)), name=record.name, bio=record.bio, pk=record.id
+        )
 
     @classmethod
     async def nodes(cls, info: Info, ids: Sequence[int]) -> list[Author]:
@@ -175,27 +172,31 @@ class Author:
         return info.context.loaders.book_count_of_author.load(self.pk)
 
     @cached_connection(
-        LIST_TTL, Scope.PUBLIC, lambda author, _args: [tags.books_of_author(author.pk)]
+        LIST_TTL, BooksOfAuthor.scope, lambda author, _args: BooksOfAuthor(author.pk)
     )
     async def books(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[Book]:
         loaders = info.context.loaders
-        page = await loaders.books_of_author.load(page_key(tags.BOOKS, self.pk, first, after))
-        return Connection.of(tags.BOOKS, page, ListSource("author_books", self.pk))
+        page = await loaders.books_of_author.load(page_key(keys.BOOKS, self.pk, first, after))
+        return Connection.of(keys.BOOKS, page, BooksOfAuthor(self.pk))
 
 
 REVIEW_COUNT = CachedField(
-    ttl=AGGREGATE_TTL, tags=lambda book, _args: [tags.reviews_of_book(book.pk)], parent_id=_pk
+    ttl=AGGREGATE_TTL,
+    tags=lambda book, _args: ReviewsOfBook(book.pk).tags(),
+    parent_id=keys.parent_id,
 )
 AVERAGE_RATING = CachedField(
-    ttl=AGGREGATE_TTL, tags=lambda book, _args: [tags.reviews_of_book(book.pk)], parent_id=_pk
+    ttl=AGGREGATE_TTL,
+    tags=lambda book, _args: ReviewsOfBook(book.pk).tags(),
+    parent_id=keys.parent_id,
 )
 
 
 @strawberry.type
 class Book:
-    KIND: ClassVar[str] = tags.BOOKS
+    KIND: ClassVar[str] = keys.BOOKS
 
     id: strawberry.ID
     title: str
@@ -210,7 +211,7 @@ class Book:
     @classmethod
     def from_record(cls, record: BookRecord) -> Book:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=strawberry.ID(api_id(record.id)),
             title=record.title,
             isbn=record.isbn,
             genre=record.genre,
@@ -271,13 +272,13 @@ class Book:
     def average_rating(self, info: Info) -> Awaitable[float | None]:
         return _stat(info.context.loaders, self.pk, "average")
 
-    @cached_connection(LIST_TTL, Scope.PUBLIC, lambda book, _args: [tags.reviews_of_book(book.pk)])
+    @cached_connection(LIST_TTL, ReviewsOfBook.scope, lambda book, _args: ReviewsOfBook(book.pk))
     async def reviews(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[Review]:
         loaders = info.context.loaders
-        page = await loaders.reviews_of_book.load(page_key(tags.REVIEWS, self.pk, first, after))
-        return Connection.of(tags.REVIEWS, page, ListSource("book_reviews", self.pk))
+        page = await loaders.reviews_of_book.load(page_key(keys.REVIEWS, self.pk, first, after))
+        return Connection.of(keys.REVIEWS, page, ReviewsOfBook(self.pk))
 
 
 async def _attach_authors(loaders: Loaders, books: list[Book]) -> None:
@@ -296,7 +297,7 @@ async def _stat(loaders: Loaders, book_id: int, name: str) -> Any:
 
 @strawberry.type
 class Review:
-    KIND: ClassVar[str] = tags.REVIEWS
+    KIND: ClassVar[str] = keys.REVIEWS
 
     id: strawberry.ID
     rating: int
@@ -309,7 +310,7 @@ class Review:
     @classmethod
     def from_record(cls, record: ReviewRecord) -> Review:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=strawberry.ID(api_id(record.id)),
             rating=record.rating,
             body=record.body,
             created_at=record.created_at,
@@ -346,17 +347,15 @@ class User:
 
     @classmethod
     def from_record(cls, record: UserRecord) -> User:
-        return cls(id=strawberry.ID(str(record.id)), name=record.name, pk=record.id)
+        return cls(id=strawberry.ID(api_id(record.id)), name=record.name, pk=record.id)
 
-    @cached_connection(
-        PRIVATE_TTL, Scope.PRIVATE, lambda user, _args: [tags.reviews_of_user(user.pk)]
-    )
+    @cached_connection(PRIVATE_TTL, ReviewsOfUser.scope, lambda user, _args: ReviewsOfUser(user.pk))
     async def reviews(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[Review]:
         loaders = info.context.loaders
-        page = await loaders.reviews_of_user.load(page_key(tags.REVIEWS, self.pk, first, after))
-        return Connection.of(tags.REVIEWS, page, ListSource("user_reviews", self.pk))
+        page = await loaders.reviews_of_user.load(page_key(keys.REVIEWS, self.pk, first, after))
+        return Connection.of(keys.REVIEWS, page, ReviewsOfUser(self.pk))
 
 
-NODE_TYPES: dict[str, Any] = {tags.AUTHORS: Author, tags.BOOKS: Book, tags.REVIEWS: Review}
+NODE_TYPES: dict[str, Any] = {keys.AUTHORS: Author, keys.BOOKS: Book, keys.REVIEWS: Review}

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
-from cache import RequestCache
+from cache.strawberry import RequestCache
 from graph import records
 from graph.observability import batch_loaded
 from graph.tags import ListSource

@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 
-from cache import CachedField, Scope
+from cache.strawberry import CachedField, Scope
 from graph import tags
 from graph.context import Info
 from graph.errors import bad_input

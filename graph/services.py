@@ -14,7 +14,8 @@ from typing import Any
 import strawberry
 from sqlalchemy import text
 
-from cache import NOT_FOUND, CacheConfig, RequestCache, TieredCache
+from cache import NOT_FOUND, CacheConfig, TieredCache
+from cache.strawberry import RequestCache
 from graph.activity import Activity
 from graph.context import Context
 from graph.errors import bad_input

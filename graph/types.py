@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import strawberry
 from strawberry import Private
 
-from cache import CachedField, Scope
+from cache.strawberry import CachedField, Scope
 from graph import tags
 from graph.context import Info
 from graph.ids import check_first, decode_cursor, encode_cursor

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cache import NOT_FOUND, TieredCache
-from cache.engine import _tags_for
 from cache.keys import GLOBAL_TAG, KeySpace
+from cache.reads import tags_for
 from tests.cache.conftest import (
     SECRET,
     MakeCache,
@@ -83,7 +83,7 @@ async def test_an_l2_entry_serves_only_readers_with_the_same_tags(make_cache: Ma
 def test_tags_are_recorded_in_one_canonical_order(tags: list[str]) -> None:
     # Writers and readers must agree byte for byte (an entry's stamps are compared whole),
     # whichever path computed the order.
-    assert _tags_for("k", lambda _: tags) == tuple(sorted({*tags, GLOBAL_TAG}))
+    assert tags_for("k", lambda _: tags) == tuple(sorted({*tags, GLOBAL_TAG}))
 
 
 async def test_not_found_is_cached_as_a_sentinel_and_invalidated(make_cache: MakeCache) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiocache import cached, multi_cached
 
@@ -19,7 +19,7 @@ def book_count(engine: TieredCache, calls: list[str]) -> Callable[[str], Awaitab
         calls.append(genre)
         return {"genre": genre, "computed": len(calls)}
 
-    return count
+    return cast(Callable[[str], Awaitable[Any]], count)
 
 
 async def test_cached_hits_l1_then_l2_elsewhere_and_dies_with_its_tag(
@@ -63,7 +63,7 @@ async def test_multi_cached_computes_only_the_missing_keys(make_cache: MakeCache
             batches.append(list(ids))
             return {user_id: {"id": user_id} for user_id in ids}
 
-        return users
+        return cast(Callable[..., Awaitable[dict[str, Any]]], users)
 
     on_first, on_second = users_on(first), users_on(second)
     assert await on_first(ids=["1", "2"]) == {"1": {"id": "1"}, "2": {"id": "2"}}

@@ -1,6 +1,7 @@
 """``TieredCache``: the lifecycle of the engine and the one object an app holds.
 
-It composes the parts, each in its own module: the read path (``reads``), Redis health
+It composes the parts, each in its own module: the read path (``reads``), composites
+(``composites``: entries that name their own tags), Redis health
 (``health``: guard, breaker, probe, replay), invalidation and the broadcast
 (``invalidation``), and the process counters (``counters``). See the package docstring
 for the contract of each method.
@@ -18,12 +19,13 @@ from typing import Any, TypeVar
 from cache import recording
 from cache.background import BackgroundTasks
 from cache.broadcast import InvalidationListener
+from cache.composites import Composites
 from cache.config import CacheConfig
 from cache.counters import Counters
 from cache.entry import NOT_FOUND, Entry, TagVersions
 from cache.health import REDIS_FAILURES, RedisHealth, RedisUnavailable
 from cache.invalidation import Invalidator
-from cache.keys import GLOBAL_TAG, KeySpace
+from cache.keys import GLOBAL_TAG, KeySpace, canonical_tags
 from cache.memory import TinyLFUStore
 from cache.observation import Observation
 from cache.reads import BatchLoader, ReadPath, TagsOf
@@ -52,6 +54,9 @@ class TieredCache:
         self._health = RedisHealth(config, self.counters, self._view, self._tasks)
         self._reads = ReadPath(
             config, self.counters, self._view, self._l1, flights, self._keys, self._health
+        )
+        self._composites = Composites(
+            config, self.counters, self._view, self._keys, self._health, self._reads
         )
         self._invalidator = Invalidator(self.counters, self._view, self._l1, flights, self._health)
 
@@ -162,7 +167,7 @@ class TieredCache:
         """Like :meth:`get_entry`, with the tier that had it: ``"L1"`` or ``"L2"``."""
         if not self.config.enabled:
             return None
-        found = await self._reads.entry_with_tier(key)
+        found = await self._composites.get_with_tier(key)
         if found is not None:
             recording.record(found[0].versions)
         return found
@@ -178,12 +183,12 @@ class TieredCache:
         if GLOBAL_TAG not in versions:
             versions[GLOBAL_TAG] = self._view.local_versions([GLOBAL_TAG])[0][1]
         entry = Entry.of(value, tuple(sorted(versions.items())))
-        await self._reads.store(key, entry, ttl or self.config.default_ttl)
+        await self._composites.store(key, entry, ttl or self.config.default_ttl)
 
     async def tag_versions(self, tags: Iterable[str]) -> TagVersions:
         """The current versions of ``tags`` (and :data:`GLOBAL_TAG`): what a value computed
         from now on depends on. One round trip to Redis; this process's view without it."""
-        wanted = sorted({*tags, GLOBAL_TAG})
+        wanted = canonical_tags(list(tags))
         health = self._health
         if health.redis is not None:
             epoch = self._view.epoch

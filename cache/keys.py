@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -13,6 +13,15 @@ GLOBAL_TAG: Final = "*"
 """Every entry depends on this tag implicitly: invalidating it drops the whole namespace."""
 
 _INLINE_ARGS_LIMIT: Final = 64
+
+
+def canonical_tags(own: Sequence[str]) -> tuple[str, ...]:
+    """``own`` with :data:`GLOBAL_TAG`, in one canonical (sorted) order: entries record
+    their tags in this order, so a reader compares lists, not sets."""
+    if len(own) == 1 and own[0] != GLOBAL_TAG:  # the common case, without a set and a sort
+        tag = own[0]
+        return (tag, GLOBAL_TAG) if tag < GLOBAL_TAG else (GLOBAL_TAG, tag)
+    return tuple(sorted({*own, GLOBAL_TAG}))
 
 
 def compose_key(*parts: str | int, args: Mapping[str, Any] | None = None) -> str:

@@ -20,12 +20,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, TypeVar
 
-from cache.codec import EntryCodec, IntegrityError, OutdatedEntry, prefix_of, stamp
+from cache.codec import EntryCodec, IntegrityError, prefix_of, stamp
 from cache.config import CacheConfig
 from cache.counters import Counters
 from cache.entry import NOT_FOUND, Entry
 from cache.health import RedisHealth, RedisUnavailable
-from cache.keys import GLOBAL_TAG, KeySpace
+from cache.keys import KeySpace, canonical_tags
 from cache.memory import TinyLFUStore
 from cache.redis_tier import FillItem, ReadResult
 from cache.singleflight import Flight, FlightAborted, SingleFlight
@@ -73,6 +73,10 @@ class ReadPath:
         self._health = health
         self._codec = EntryCodec(config.secret)
         self._integrity_logged: set[str] = set()
+
+    @property
+    def has_l1(self) -> bool:
+        return self._l1 is not None
 
     # -- L1 ------------------------------------------------------------------------------
 
@@ -153,7 +157,7 @@ class ReadPath:
         self, keys: list[str], load: BatchLoader[V], ttl: float | None, tags_of: TagsOf | None
     ) -> dict[str, Entry]:
         """Fetches ``keys`` under one flight that concurrent readers of them join."""
-        key_tags = {key: tags_for(key, tags_of) for key in keys}
+        key_tags = {key: canonical_tags(tags_of(key) if tags_of else ()) for key in keys}
         all_tags = list(dict.fromkeys(tag for tags in key_tags.values() for tag in tags))
         flights = self._flights
         flight = flights.lead(keys, all_tags)
@@ -254,7 +258,7 @@ class ReadPath:
                     prefix_of([stamps[tag] for tag in tags]),
                 )
             except IntegrityError as error:
-                self._integrity_failure(key, error)
+                self.integrity_failure(key, error)
                 continue
             # None: computed at other versions or against other tags (another caller's
             # tags function), or written by an older release.
@@ -274,69 +278,7 @@ class ReadPath:
         self._counters.add("not_found_hits", not_found)
         return accepted
 
-    # -- composites (entries that name their own tags) -----------------------------------
-
-    async def entry_with_tier(self, key: str) -> tuple[Entry, str] | None:
-        entry = self.l1_hit(key)
-        if entry is not None:
-            return entry, "L1"
-        if self._l1 is not None:
-            self._counters.add("l1_misses")
-        entry = await self._l2_composite(key)
-        return None if entry is None else (entry, "L2")
-
-    async def _l2_composite(self, key: str) -> Entry | None:
-        """One round trip: the script reads the entry's tag names from its (signed) stamps
-        and returns their current versions with the blob."""
-        health = self._health
-        if health.redis is None:
-            return None
-        epoch = self._view.epoch
-        try:
-            blob, current = await health.call(
-                lambda redis: redis.read_entry(key, health.tag_ttl_ms)
-            )
-        except RedisUnavailable:
-            return None
-        decoded = None if blob is None else self._decode(key, blob)
-        if decoded is None:
-            self._counters.add("l2_misses")
-            return None
-        entry, expires_at_ms = decoded
-        tags = entry.tags
-        if len(current) == len(tags):
-            self._view.merge(zip(tags, current, strict=True), epoch)
-        if (
-            len(current) != len(tags)
-            or any(mine != now for (_, mine), now in zip(entry.versions, current, strict=True))
-            or health.pending.blocks(tags)
-        ):
-            self._counters.add("l2_invalid_versions")
-            self._counters.add("l2_misses")
-            return None
-        self._counters.add("l2_hits")
-        remaining = remaining_ttl(expires_at_ms, self._config.default_ttl, time.time())
-        if remaining > 0:
-            self.fill_l1([(key, entry, remaining)], epoch)
-        return entry
-
-    async def store(self, key: str, entry: Entry, ttl: float) -> None:
-        """Writes a composite to both tiers, each refusing it where a tag already moved."""
-        self.fill_l1([(key, entry, ttl)], self._view.epoch)
-        if self._health.redis is not None and self._health.breaker.closed:
-            tags = list(entry.tags)
-            await self.fill_l2({key: entry}, {key: tags}, tags, dict(entry.versions), ttl)
-
-    def _decode(self, key: str, blob: bytes) -> tuple[Entry, int] | None:
-        try:
-            return self._codec.decode_timed(self._keys.entry(key).encode(), blob)
-        except OutdatedEntry:
-            return None
-        except IntegrityError as error:
-            self._integrity_failure(key, error)
-            return None
-
-    def _integrity_failure(self, key: str, error: IntegrityError) -> None:
+    def integrity_failure(self, key: str, error: IntegrityError) -> None:
         """Counted every time, logged once per key (bounded): a tampered or foreign entry
         is read on every request until it expires."""
         self._counters.add("integrity_failures")
@@ -409,16 +351,6 @@ class ReadPath:
             return
         self._counters.add("l2_sets", written)
         self._counters.add("l2_stale_rejected", len(items) - written)
-
-
-def tags_for(key: str, tags_of: TagsOf | None) -> tuple[str, ...]:
-    """The tags of ``key``'s value, with :data:`GLOBAL_TAG`, in one canonical (sorted)
-    order: entries record them in this order, so a reader compares lists, not sets."""
-    own = tags_of(key) if tags_of is not None else ()
-    if len(own) == 1 and own[0] != GLOBAL_TAG:  # the common case, without a set and a sort
-        tag = own[0]
-        return (tag, GLOBAL_TAG) if tag < GLOBAL_TAG else (GLOBAL_TAG, tag)
-    return tuple(sorted({*own, GLOBAL_TAG}))
 
 
 def remaining_ttl(expires_at_ms: int, ttl: float, now: float) -> float:

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cache import compose_key
+from cache.keys import GLOBAL_TAG, canonical_tags
 
 parts = st.lists(st.one_of(st.text(max_size=8), st.integers()), min_size=1, max_size=4)
 # GraphQL arguments are JSON: 64-bit integers at most.
@@ -33,3 +34,10 @@ def test_compose_key_normalizes_argument_order() -> None:
     assert compose_key("Q", args={"a": 1, "b": 2}) == compose_key("Q", args={"b": 2, "a": 1})
     long_args = {"filter": "x" * 200}
     assert compose_key("Q", args=long_args).startswith("Q:h=")
+
+
+@given(st.lists(st.text(alphabet="!*+Aa\x00é", max_size=3), max_size=3))
+def test_tags_are_recorded_in_one_canonical_order(tags: list[str]) -> None:
+    # Writers and readers must agree byte for byte (an entry's stamps are compared whole),
+    # whichever path computed the order.
+    assert canonical_tags(tags) == tuple(sorted({*tags, GLOBAL_TAG}))

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
 
-__all__ = ["BatchLoader", "TagsOf", "TieredCache"]
+__all__ = ["TieredCache"]
 
 
 class TieredCache:

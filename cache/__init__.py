@@ -43,39 +43,33 @@ Contract details:
   L2 are skipped, invalidations are queued and replayed before L2 is trusted again.
   Loader exceptions do reach the caller, and nothing is cached for them.
 * ``enabled=False`` calls loaders directly and stores nothing.
+
+Also here: :class:`CacheAdmin` (operator listing, inspection, flush), :class:`TieredAiocache`
+(the engine as an aiocache backend, for ``aiocache.cached`` / ``multi_cached``) and
+:func:`compose_key` (an escaped, injective key encoder). The Strawberry glue (per-field
+caching, the per-request cache) is in :mod:`cache.strawberry`: ``import cache`` does not
+need Strawberry.
 """
 
-from cache.breaker import BreakerState, CircuitBreaker
+from cache.admin import CacheAdmin
+from cache.aiocache_backend import TieredAiocache
 from cache.config import CacheConfig
-from cache.engine import BatchLoader, TagsOf, TieredCache
+from cache.engine import TieredCache
 from cache.entry import NOT_FOUND, Entry, TagVersions
-from cache.fields import CacheAware, CachedField, CachePolicy, RequestCache, Scope
-from cache.keys import GLOBAL_TAG, KeySpace, compose_key
-from cache.memory import TinyLFUMemoryBackend
+from cache.keys import GLOBAL_TAG, compose_key
 from cache.observation import Observation
 from cache.recording import Recorder
-from cache.stats import CacheStats
 
 __all__ = [
     "GLOBAL_TAG",
     "NOT_FOUND",
-    "BatchLoader",
-    "BreakerState",
-    "CacheAware",
+    "CacheAdmin",
     "CacheConfig",
-    "CachePolicy",
-    "CacheStats",
-    "CachedField",
-    "CircuitBreaker",
     "Entry",
-    "KeySpace",
     "Observation",
     "Recorder",
-    "RequestCache",
-    "Scope",
     "TagVersions",
-    "TagsOf",
+    "TieredAiocache",
     "TieredCache",
-    "TinyLFUMemoryBackend",
     "compose_key",
 ]

@@ -1,7 +1,8 @@
 """Operator helpers for a ``strata cache`` CLI: list, inspect, flush, summarize. Domain-free.
 
 Every Redis call here runs under a deadline and never uses ``KEYS``: listings walk the
-namespace with ``SCAN ... COUNT`` and stop at a bound, so they never block Redis.
+namespace with ``SCAN ... COUNT`` (redis-py's ``scan_iter``) and stop at a bound, so they
+never block Redis.
 
     admin = CacheAdmin(cache)                      # a started TieredCache with Redis
     await admin.scan_entries(pattern="User:*", tag="User:1", limit=50)  # [KeyInfo]
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -101,7 +103,7 @@ class CacheAdmin:
 
     @property
     def _redis(self) -> RedisTier:
-        redis = self._cache._redis  # the engine's own tier: same pool, same key space
+        redis = self._cache.redis_tier  # the engine's own: same pool, same key space
         if redis is None:
             raise RuntimeError("this cache has no Redis tier (memory-only or not started)")
         return redis
@@ -110,22 +112,34 @@ class CacheAdmin:
         async with asyncio.timeout(self._timeout_s):
             return await awaitable
 
-    async def _scan(self, match: str, max_keys: int) -> _Scan:
-        """Up to ``max_keys`` keys matching ``match``, by SCAN with COUNT (never KEYS)."""
-        client = self._redis.client
-        out = _Scan()
-        cursor = 0
+    async def _chunks(self, match: str, size: int) -> AsyncGenerator[list[bytes], None]:
+        """Keys matching ``match`` in lists of up to ``size``, by SCAN with COUNT ``size``
+        (never KEYS); each SCAN under the deadline."""
+        names = self._redis.client.scan_iter(match=match, count=size)
+        chunk: list[bytes] = []
         while True:
-            cursor, batch = await self._call(
-                client.scan(cursor=cursor, match=match, count=_SCAN_COUNT)
-            )
-            out.keys.extend(_as_bytes(name) for name in batch)
-            if len(out.keys) >= max_keys:
-                out.complete = cursor == 0 and len(out.keys) == max_keys
-                del out.keys[max_keys:]
-                return out
-            if cursor == 0:
-                return out
+            try:
+                name = await self._call(anext(names))
+            except StopAsyncIteration:
+                break
+            chunk.append(_as_bytes(name))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    async def _scan(self, match: str, max_keys: int) -> _Scan:
+        """Up to ``max_keys`` keys matching ``match``; ``complete`` if that was all."""
+        out = _Scan()
+        async with aclosing(self._chunks(match, _SCAN_COUNT)) as chunks:
+            async for chunk in chunks:
+                if len(out.keys) + len(chunk) > max_keys:
+                    out.keys.extend(chunk[: max_keys - len(out.keys)])
+                    out.complete = False
+                    break
+                out.keys.extend(chunk)
+        return out
 
     # -- listing ------------------------------------------------------------------------
 
@@ -144,14 +158,10 @@ class CacheAdmin:
         match = _glob_escape(prefix) + (pattern or "*")
         client = redis.client
         found: list[KeyInfo] = []
-        cursor = 0
         scanned = 0
-        while len(found) < limit and scanned < max_scanned:
-            cursor, batch = await self._call(
-                client.scan(cursor=cursor, match=match, count=_SCAN_COUNT)
-            )
-            scanned += len(batch)
-            if batch:
+        async with aclosing(self._chunks(match, _SCAN_COUNT)) as chunks:
+            async for batch in chunks:
+                scanned += len(batch)
                 pipe = client.pipeline(transaction=False)
                 for name in batch:
                     pipe.getrange(name, 0, _HEAD_PEEK - 1)
@@ -170,7 +180,7 @@ class CacheAdmin:
                         continue
                     found.append(
                         KeyInfo(
-                            key=_as_bytes(name).decode()[len(prefix) :],
+                            key=name.decode()[len(prefix) :],
                             size_bytes=int(size),
                             ttl_seconds=pttl / 1000 if pttl >= 0 else None,
                             tags=tags,
@@ -178,8 +188,8 @@ class CacheAdmin:
                     )
                     if len(found) >= limit:
                         break
-            if cursor == 0:
-                break
+                if len(found) >= limit or scanned >= max_scanned:
+                    break
         return found
 
     # -- one entry ----------------------------------------------------------------------
@@ -242,18 +252,11 @@ class CacheAdmin:
         if not delete_keys:
             return FlushResult(global_tag_invalidated=True)
         redis = self._redis
-        client = redis.client
         match = _glob_escape(redis.keys.prefix) + "*"
-        cursor = 0
         deleted = scanned = 0
-        while True:
-            cursor, names = await self._call(client.scan(cursor=cursor, match=match, count=batch))
+        async for names in self._chunks(match, batch):
             scanned += len(names)
-            for start in range(0, len(names), batch):
-                chunk = names[start : start + batch]
-                deleted += int(await self._call(client.unlink(*chunk)))
-            if cursor == 0:
-                break
+            deleted += int(await self._call(redis.client.unlink(*names)))
         return FlushResult(global_tag_invalidated=True, deleted_keys=deleted, scanned_keys=scanned)
 
     # -- summary ------------------------------------------------------------------------

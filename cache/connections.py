@@ -2,10 +2,10 @@
 
 The engine sends one command at a time per connection and reads the reply whole, so it
 needs less than ``Redis.execute_command`` on a ``ConnectionPool`` does per call: a pool
-lock, a readiness probe of the socket, observability hooks and a retry wrapper, which
-together cost about a tenth of a 20-key read on loopback (docs/decisions.md, "Redis
-faults"). Connections are still redis-py's own, built from the pool's URL settings (TLS,
-unix sockets, ACL credentials), and keep its parser and disconnect-on-error.
+lock, a readiness probe of the socket, observability hooks and a retry wrapper, a
+measurable share of a batch read (figures in docs/benchmarks.md). Connections are still
+redis-py's own, built from the pool's URL settings (TLS, unix sockets, ACL credentials),
+and keep its parser and disconnect-on-error.
 """
 
 from __future__ import annotations

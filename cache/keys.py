@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any, Final
 
@@ -128,6 +128,15 @@ def viewer_part(viewer: str | None) -> tuple[str, str | None]:
     """How a viewer is spelled in every per-viewer key: ``(viewer,<id>)``, anonymous being
     ``(viewer,@none)``, so no signed-in viewer can share the anonymous entries."""
     return ("viewer", viewer)
+
+
+def canonical_tags(own: Sequence[str]) -> tuple[str, ...]:
+    """``own`` with :data:`GLOBAL_TAG`, in one canonical (sorted) order: entries record
+    their tags in this order, so a reader compares lists, not sets."""
+    if len(own) == 1 and own[0] != GLOBAL_TAG:  # the common case, without a set and a sort
+        tag = own[0]
+        return (tag, GLOBAL_TAG) if tag < GLOBAL_TAG else (GLOBAL_TAG, tag)
+    return tuple(sorted({*own, GLOBAL_TAG}))
 
 
 class KeySpace:

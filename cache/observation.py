@@ -1,8 +1,8 @@
 """Per-task counts of what the engine did, for one request's statistics.
 
-The engine's `stats` add up every request of the process; an observation opened around
-one request sees only that request's hits, misses, loads and Redis trouble, including
-those of tasks it starts (DataLoader batches inherit the context).
+The process counters (``cache.counters``) add up every request; an observation opened
+around one request sees only that request's hits, misses, loads and Redis trouble,
+including those of tasks it starts (DataLoader batches inherit the context).
 """
 
 from __future__ import annotations
@@ -53,13 +53,6 @@ class Observation:
 _current: ContextVar[Observation | None] = ContextVar("cache_observation", default=None)
 
 
-def observing() -> Observation:
-    """A new observation; use it as a context manager (`with observing() as counts:`)."""
-    return Observation()
-
-
-def note(name: str, n: int = 1) -> None:
-    """Count `n` events of `name` on the current task's observation, if one is open."""
-    observation = _current.get()
-    if observation is not None and n:
-        observation.add(name, n)
+def current() -> Observation | None:
+    """The observation open in this task, if any."""
+    return _current.get()

@@ -1,9 +1,7 @@
-"""L2: Redis through aiocache's Redis backend, on a redis-py asyncio pool built from a URL.
+"""L2: Redis on a redis-py asyncio pool built from a URL.
 
-aiocache's ``RedisCache`` cannot take a URL (nor a unix socket), so its ``client`` is
-replaced by one built with ``redis.asyncio`` from the URL. The batch read, the conditional
-fill and the invalidation are Lua scripts on that same client: each is one round trip, and
-aiocache has no scripting API beyond ``raw``.
+The batch read, the conditional fill and the invalidation are Lua scripts: each is one
+round trip, and each must see the entries and the tag versions at the same instant.
 """
 
 from __future__ import annotations
@@ -14,8 +12,6 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
-from aiocache import RedisCache
-from aiocache.serializers import NullSerializer
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -52,8 +48,8 @@ def build_client(url: str, timeout_s: float) -> aioredis.Redis:
     at once, and redis-py's own check on checkout does not reliably notice. The retry
     reconnects. Timeouts are never retried: a hidden retry would multiply the wait.
 
-    This client (redis-py's default 5 s socket timeout, an uncapped pool) serves
-    aiocache's backend and the admin calls; the engine's own commands run on a capped
+    This client (redis-py's default socket timeout, an uncapped pool) serves the admin
+    calls; the engine's own commands run on a capped
     :class:`ConnectionStack` of connections built from the same settings.
     """
     pool = aioredis.ConnectionPool.from_url(
@@ -91,8 +87,8 @@ class RedisTier:
 
     At most ``max_connections`` calls run at once; the others queue for a connection,
     within the caller's deadline, instead of failing. The scripts run on a
-    :class:`ConnectionStack` of the pool's connections; ``client`` (the pool) serves
-    aiocache's backend and the operator's admin calls.
+    :class:`ConnectionStack` of the pool's connections; ``client`` (the pool) serves the
+    operator's admin calls.
     """
 
     def __init__(self, url: str, keys: KeySpace, timeout_s: float, max_connections: int) -> None:
@@ -100,9 +96,6 @@ class RedisTier:
         self.keys = keys
         self.client = build_client(url, timeout_s)
         self._commands = ConnectionStack(_untimed_connections(self.client), max_connections)
-        # encoding=None: entries are binary (signed msgpack), never text.
-        self.backend = RedisCache(serializer=NullSerializer(encoding=None), timeout=None)
-        self.backend.client = self.client
         self._read = self.client.register_script(scripts.READ)
         self._read_entry = self.client.register_script(scripts.READ_ENTRY)
         self._fill = self.client.register_script(scripts.FILL)
@@ -155,10 +148,6 @@ class RedisTier:
             [tag_ttl_ms, self.keys.channel, *tags],
         )
         return [int(v) for v in reply]
-
-    async def get_blob(self, key: str) -> bytes | None:
-        blob: bytes | None = await self.backend.get(self.keys.entry(key))
-        return blob
 
     async def warm_up(self) -> None:
         """Opens a connection and loads the scripts, so the first real call is not the one

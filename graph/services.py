@@ -14,7 +14,8 @@ from typing import Any
 import strawberry
 from sqlalchemy import text
 
-from cache import NOT_FOUND, CacheConfig, RequestCache, TieredCache
+from cache import NOT_FOUND, CacheConfig, TieredCache
+from cache.strawberry import RequestCache
 from graph.api.context import Context
 from graph.api.errors import bad_input
 from graph.api.schema import build_schema

@@ -9,7 +9,7 @@ from typing import TypeAlias
 from strawberry.types import Info as StrawberryInfo
 from strawberry.types.graphql import OperationType
 
-from cache import RequestCache
+from cache.strawberry import RequestCache
 from graph.api.loaders import Loaders
 from graph.settings import Settings
 from models import Database, UserRecord

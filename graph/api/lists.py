@@ -22,8 +22,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from cache import Scope
 from cache.keys import KeyPart
+from cache.strawberry import Scope
 from graph.api import keys
 
 

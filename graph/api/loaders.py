@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
-from cache import RequestCache
+from cache.strawberry import RequestCache
 from graph.api import keys, values
 from graph.api.lists import ListCounts, ListSource
 from graph.observability.operations import batch_loaded

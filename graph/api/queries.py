@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 
-from cache import CachedField, Scope
+from cache.strawberry import CachedField, Scope
 from graph.api import keys, values
 from graph.api.context import Info
 from graph.api.errors import bad_input

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import strawberry
 from strawberry import Private
 
-from cache import CachedField, Scope
+from cache.strawberry import CachedField, Scope
 from graph.api import keys, values
 from graph.api.context import Info
 from graph.api.ids import api_id, check_first, decode_cursor, encode_cursor

@@ -20,7 +20,7 @@ from graphql import GraphQLError
 from rich.console import Console
 from rich.table import Table
 
-from cache.admin import CacheAdmin
+from cache import CacheAdmin
 from graph.services import Services
 from graph.settings import Settings
 

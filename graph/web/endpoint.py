@@ -24,7 +24,13 @@ from graph.api.errors import ErrorCode
 from graph.observability.operations import OperationStats, observing_operation, report
 from graph.services import Services
 from graph.web import persisted_queries, results
-from graph.web.http_caching import NO_STORE, SAFE_METHODS, cacheable_response, etag_of
+from graph.web.http_caching import (
+    NO_STORE,
+    SAFE_METHODS,
+    cache_control_of,
+    cacheable_response,
+    etag_of,
+)
 from graph.web.requests import (
     GraphQLParams,
     RequestError,
@@ -176,7 +182,7 @@ class GraphQLEndpoint:
             services.metrics.graphql_errors.labels(code=code).inc()
         storable = _storable(result, context)
         policy = context.request_cache.policy
-        cache_control = policy.cache_control() if storable else NO_STORE
+        cache_control = cache_control_of(policy) if storable else NO_STORE
         store_as = operation if storable else None
         # Only GET/HEAD answers and stored responses carry an ETag: skip hashing otherwise.
         etag = etag_of(body) if store_as or request.method in SAFE_METHODS else ""

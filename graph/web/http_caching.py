@@ -7,11 +7,22 @@ import hashlib
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cache.strawberry import CachePolicy
+
 NO_STORE = "no-store"
 SAFE_METHODS = ("GET", "HEAD")
 # A shared cache must key GET responses on what changes them: the media type asked for
 # and the viewer (a bad token answers 401; private fields answer per viewer).
 VARY = "Accept, Authorization"
+
+
+def cache_control_of(policy: CachePolicy) -> str:
+    """The header a response may carry given what it used: the smallest TTL, and
+    ``private`` if any per-viewer field was read."""
+    if policy.max_age is None:
+        return NO_STORE
+    visibility = "private" if policy.private else "public"
+    return f"{visibility}, max-age={int(policy.max_age)}"
 
 
 def etag_of(body: bytes) -> str:

@@ -23,7 +23,8 @@ import orjson
 from cachetools import LRUCache
 from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
 
-from cache import CachePolicy, TagVersions, TieredCache
+from cache import TagVersions, TieredCache
+from cache.strawberry import CachePolicy
 from graph.settings import Settings
 
 PUBLIC = "public"

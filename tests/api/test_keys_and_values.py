@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache import RequestCache, Scope
+from cache.strawberry import RequestCache, Scope
 from graph.api import keys, values
 from graph.api.lists import (
     Authors,

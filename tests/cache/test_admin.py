@@ -120,3 +120,14 @@ async def test_admin_needs_a_redis_tier(make_cache: MakeCache) -> None:
     memory_only = await make_cache(redis_url=None)
     with pytest.raises(RuntimeError):
         await CacheAdmin(memory_only).inspect("x")
+
+
+async def test_summary_says_when_the_key_count_stopped_at_its_bound(filled: Any) -> None:
+    summary = await CacheAdmin(filled).redis_summary(max_scanned=10)
+    assert summary["namespace_keys"] == 10
+    assert not summary["namespace_keys_complete"]
+
+
+async def test_listing_stops_at_its_limit(filled: Any) -> None:
+    listed = await CacheAdmin(filled).scan_entries(limit=3)
+    assert len(listed) == 3

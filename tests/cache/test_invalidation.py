@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from cache import TieredCache
 from cache.entry import TagVersions
 from cache.keys import KeySpace
 from cache.versions import TagVersionView
-from tests.cache.conftest import MakeCache, Source, eventually, own_tag
+from tests.cache.conftest import MakeCache, Source, own_tag
 
 
 class SlowSource(Source):
@@ -150,57 +149,6 @@ async def test_global_tag_drops_the_whole_namespace(make_cache: MakeCache) -> No
     source.data.update({"a": 10, "b": 20})
     await other.invalidate(["*"])
     assert await other.get_many_or_load(["a", "b"], source.load, tags=own_tag) == source.data
-
-
-async def test_composite_entry_dies_with_any_of_its_tags(make_cache: MakeCache) -> None:
-    source = Source({"a": 1, "b": 2})
-    cache = await make_cache()
-    other = await make_cache()
-    with cache.recording() as rec:
-        parts = await cache.get_many_or_load(["a", "b"], source.load, tags=own_tag)
-    assert {tag for tag, _ in rec.tag_versions} == {"a", "b", "*"}
-    await cache.set_entry("page", {"sum": sum(v or 0 for v in parts.values())}, rec.tag_versions)
-    assert (await cache.get_entry("page")) is not None
-    entry = await other.get_entry("page")
-    assert entry is not None
-    assert entry.value == {"sum": 3}
-
-    await other.invalidate(["b"])
-    assert await other.get_entry("page") is None
-    await eventually(lambda: cache.stats["invalidations_received"] >= 1)
-    assert await cache.get_entry("page") is None
-
-
-async def test_composite_built_across_an_invalidation_is_refused(make_cache: MakeCache) -> None:
-    source = Source({"a": 1})
-    cache = await make_cache()
-    with cache.recording() as rec:
-        await cache.get_many_or_load(["a"], source.load, tags=own_tag)
-        await cache.invalidate(["a"])  # a write lands while the response is being built
-    await cache.set_entry("page", "stale page", rec.tag_versions)
-    assert await cache.get_entry("page") is None
-    fresh = await _fresh_engine_like(cache)
-    try:
-        assert await fresh.get_entry("page") is None
-    finally:
-        await fresh.close()
-
-
-async def test_recording_sees_hits_of_every_tier(make_cache: MakeCache) -> None:
-    source = Source({"a": 1})
-    cache = await make_cache()
-    with cache.recording() as miss:
-        await cache.get_many_or_load(["a"], source.load, tags=own_tag)
-    with cache.recording() as hit:
-        await cache.get_many_or_load(["a"], source.load, tags=own_tag)
-    assert miss.tag_versions == hit.tag_versions
-    assert hit.reads == 1
-
-
-async def _fresh_engine_like(cache: TieredCache) -> TieredCache:
-    engine = TieredCache(cache.config)
-    await engine.start()
-    return engine
 
 
 async def test_l1_hits_skip_the_tag_check_only_while_the_view_is_unchanged(

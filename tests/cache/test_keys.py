@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cache import compose_key
-from cache.keys import INLINE_ARGS_LIMIT, viewer_part
+from cache.keys import GLOBAL_TAG, INLINE_ARGS_LIMIT, canonical_tags, viewer_part
 
 # Strings made of the grammar's own characters (and whitespace, a lone surrogate, text
 # past Latin-1) as often as of ordinary ones.
@@ -130,3 +130,10 @@ def test_viewers_are_spelled_one_way_and_anonymous_is_nobody() -> None:
     assert anonymous != compose_key("F", viewer_part("None"))
     assert anonymous != compose_key("F", viewer_part(""))
     assert compose_key("F", viewer_part("7")) == "F:(viewer,7)"
+
+
+@given(st.lists(st.text(alphabet="!*+Aa\x00é", max_size=3), max_size=3))
+def test_tags_are_recorded_in_one_canonical_order(tags: list[str]) -> None:
+    # Writers and readers must agree byte for byte (an entry's stamps are compared whole),
+    # whichever path computed the order.
+    assert canonical_tags(tags) == tuple(sorted({*tags, GLOBAL_TAG}))

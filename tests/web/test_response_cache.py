@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from cache import CachePolicy
+from cache.strawberry import CachePolicy
 from graph.settings import Settings
 from graph.web.response_cache import StoredResponse
 from tests.support.api import Api, running_api

@@ -47,7 +47,8 @@ class Scope(StrEnum):
 
 @dataclass(slots=True)
 class CachePolicy:
-    """The freshness a response may promise: the smallest TTL and widest scope it used."""
+    """The freshness a response may promise: the smallest TTL and widest scope it used
+    (the web layer turns it into a ``Cache-Control`` header)."""
 
     max_age: float | None = None
     private: bool = False
@@ -57,12 +58,6 @@ class CachePolicy:
             self.max_age = ttl
         if scope is Scope.PRIVATE:
             self.private = True
-
-    def cache_control(self) -> str:
-        if self.max_age is None:
-            return "no-store"
-        visibility = "private" if self.private else "public"
-        return f"{visibility}, max-age={int(self.max_age)}"
 
 
 @dataclass(slots=True)

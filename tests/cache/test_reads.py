@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
-from hypothesis import given
-from hypothesis import strategies as st
 
 from cache import NOT_FOUND, TieredCache
-from cache.engine import _tags_for
-from cache.keys import GLOBAL_TAG, KeySpace
+from cache.keys import KeySpace
 from tests.cache.conftest import (
     SECRET,
     MakeCache,
@@ -77,13 +74,6 @@ async def test_an_l2_entry_serves_only_readers_with_the_same_tags(make_cache: Ma
     reordered = await writer.get_many_or_load(["k"], source.load, tags=lambda key: ["list", key])
     assert reordered == {"k": "new"}
     assert source.reads == 2  # the reordered read was an L2 hit
-
-
-@given(st.lists(st.text(alphabet="!*+Aa\x00é", max_size=3), max_size=3))
-def test_tags_are_recorded_in_one_canonical_order(tags: list[str]) -> None:
-    # Writers and readers must agree byte for byte (an entry's stamps are compared whole),
-    # whichever path computed the order.
-    assert _tags_for("k", lambda _: tags) == tuple(sorted({*tags, GLOBAL_TAG}))
 
 
 async def test_not_found_is_cached_as_a_sentinel_and_invalidated(make_cache: MakeCache) -> None:

@@ -1,0 +1,233 @@
+"""Redis health: every engine call to Redis goes through :meth:`RedisHealth.call`.
+
+A call runs under the engine's deadline; failures count toward the circuit breaker, and
+while it is open Redis is skipped. A half-open probe (triggered by traffic, by the idle
+watch or by a readiness check) replays the invalidations that could not reach Redis, and
+only then is Redis trusted again, with L1 flushed, since broadcasts may have been missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Final, TypeVar
+
+from redis.exceptions import RedisError
+
+from cache.background import BackgroundTasks
+from cache.breaker import CircuitBreaker
+from cache.broadcast import InvalidationListener
+from cache.config import CacheConfig
+from cache.counters import Counters
+from cache.deadline import Deadline
+from cache.keys import GLOBAL_TAG
+from cache.redis_tier import RedisTier
+from cache.versions import TagVersionView
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError)
+
+
+class RedisUnavailable(Exception):
+    """This Redis call was skipped or failed; the caller falls back."""
+
+
+class PendingInvalidations:
+    """Tags invalidated while Redis was unreachable. Until they are replayed, L2 entries
+    that depend on them are not trusted (Redis still has their old versions)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._tags: set[str] = set()
+        self._all = False
+
+    def queue(self, tags: Iterable[str]) -> None:
+        self._tags.update(tags)
+        if len(self._tags) > self._limit:
+            # Too many to remember: invalidate the whole namespace on replay instead.
+            self._tags.clear()
+            self._all = True
+
+    def blocks(self, tags: Iterable[str]) -> bool:
+        if self._all:
+            return True
+        return bool(self._tags) and not self._tags.isdisjoint(tags)
+
+    def batch(self) -> tuple[frozenset[str], bool]:
+        """What a replay sends now; pass it to :meth:`replayed` once Redis has it."""
+        return frozenset(self._tags), self._all
+
+    def replayed(self, batch: tuple[frozenset[str], bool]) -> None:
+        tags, everything = batch
+        self._tags -= tags
+        if everything:
+            self._all = False
+
+    def __bool__(self) -> bool:
+        return self._all or bool(self._tags)
+
+    def __len__(self) -> int:
+        return len(self._tags) + int(self._all)
+
+
+class RedisHealth:
+    def __init__(
+        self,
+        config: CacheConfig,
+        counters: Counters,
+        view: TagVersionView,
+        tasks: BackgroundTasks,
+    ) -> None:
+        self._counters = counters
+        self._view = view
+        self._tasks = tasks
+        self.redis: RedisTier | None = None
+        self.listener: InvalidationListener | None = None
+        self._on_recovered: Callable[[], None] = lambda: None
+        self.breaker = CircuitBreaker(
+            config.breaker_failure_threshold, config.breaker_reset_seconds
+        )
+        self.pending = PendingInvalidations(config.max_pending_invalidations)
+        self._timeout_s = config.redis_timeout_ms / 1000
+        self._probe_timeout_s = max(self._timeout_s * 4, 0.2)
+        self._reset_s = config.breaker_reset_seconds
+        self.tag_ttl_ms = int(config.tag_ttl * 1000)
+        self._probing: asyncio.Task[None] | None = None
+        self._replaying = False
+
+    def attach(
+        self,
+        redis: RedisTier,
+        listener: InvalidationListener,
+        on_recovered: Callable[[], None],
+    ) -> None:
+        """``on_recovered`` runs when a probe finds Redis back, before it is used again."""
+        self.redis = redis
+        self.listener = listener
+        self._on_recovered = on_recovered
+
+    @property
+    def degraded(self) -> bool:
+        """Redis skipped or the broadcast away: other instances' invalidations may be
+        missed, so L1 TTLs are capped."""
+        if self.redis is None:
+            return False
+        listener = self.listener
+        return not self.breaker.closed or listener is None or not listener.connected.is_set()
+
+    async def call(self, op: Callable[[RedisTier], Awaitable[T]]) -> T:
+        redis = self.redis
+        if redis is None:
+            raise RedisUnavailable
+        if not self.breaker.closed:
+            self._counters.add("redis_skipped")
+            self._begin_probe()
+            raise RedisUnavailable
+        self._counters.add("redis_round_trips")
+        try:
+            async with Deadline(self._timeout_s):
+                result = await op(redis)
+        except REDIS_FAILURES as error:
+            self._record_failure(error)
+            raise RedisUnavailable from error
+        self.breaker.record_success()
+        if self.pending:
+            self._schedule_replay()
+        return result
+
+    async def invalidate(self, tags: Sequence[str]) -> None:
+        """Bumps ``tags`` (with whatever is pending) in Redis, or queues them for replay."""
+        if self.redis is None:
+            return
+        try:
+            await self.call(lambda redis: self._send_invalidations(redis, tags))
+        except RedisUnavailable:
+            self.pending.queue(tags)
+
+    async def _send_invalidations(self, redis: RedisTier, tags: Sequence[str]) -> None:
+        """One round trip for ``tags`` plus every pending invalidation: the one place
+        pending invalidations are replayed (by a call, a scheduled replay or a probe)."""
+        pending = self.pending.batch()
+        replayed, everything = pending
+        batch = list(dict.fromkeys([*tags, *replayed, *([GLOBAL_TAG] if everything else [])]))
+        if not batch:
+            await redis.ping()
+            return
+        versions = await redis.invalidate(batch, self.tag_ttl_ms)
+        self.pending.replayed(pending)
+        self._view.merge(zip(batch, versions, strict=True))
+
+    def _schedule_replay(self) -> None:
+        if self._replaying:
+            return
+        self._replaying = True
+
+        async def replay() -> None:
+            try:
+                await self.invalidate([])
+            finally:
+                self._replaying = False
+
+        self._tasks.spawn(replay())
+
+    def _record_failure(self, error: BaseException) -> None:
+        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+            self._counters.add("redis_timeouts")
+        else:
+            self._counters.add("redis_errors")
+        if self.breaker.record_failure():
+            self._counters.add("breaker_opened")
+            logger.warning("Redis unavailable (%r): circuit breaker open", error)
+
+    # -- probing ------------------------------------------------------------------------
+
+    def _begin_probe(self, force: bool = False) -> None:
+        """Starts the one probe, if the breaker allows one now (``force``: do not wait for
+        the reset delay)."""
+        if self.redis is None or not self.breaker.begin_probe(force=force):
+            return
+        task = self._tasks.spawn(self._probe())
+        self._probing = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._probing is done:
+                self._probing = None
+
+        task.add_done_callback(forget)
+
+    async def _probe(self) -> None:
+        redis = self.redis
+        assert redis is not None
+        self._counters.add("redis_round_trips")
+        try:
+            async with Deadline(self._probe_timeout_s):
+                await self._send_invalidations(redis, [])
+        except REDIS_FAILURES:
+            self.breaker.trip()
+            return
+        self._on_recovered()
+        self.breaker.close()
+        self._counters.add("breaker_closed")
+        logger.warning("Redis is back: L1 flushed, circuit breaker closed")
+
+    async def check(self) -> None:
+        """When the breaker is open, probes *now* and waits for that probe (or the one
+        already in flight), within the probe deadline."""
+        if self.redis is None or self.breaker.closed:
+            return
+        self._begin_probe(force=True)
+        probe = self._probing
+        if probe is not None:
+            # shield: a readiness check timing out must not cancel the probe itself.
+            await asyncio.wait([asyncio.shield(probe)], timeout=self._probe_timeout_s)
+
+    async def watch(self) -> None:
+        """An idle instance (no traffic to trigger a probe) still probes an open breaker
+        every ``breaker_reset_seconds``."""
+        while True:
+            await asyncio.sleep(self._reset_s)
+            self._begin_probe()

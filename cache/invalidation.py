@@ -1,0 +1,62 @@
+"""Invalidation: the local half (at once, in this process), Redis (through the health
+guard, or queued), and the broadcast from other instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cache.counters import Counters
+from cache.health import RedisHealth
+from cache.memory import TinyLFUStore
+from cache.singleflight import SingleFlight
+from cache.versions import TagVersionView
+
+
+class Invalidator:
+    def __init__(
+        self,
+        counters: Counters,
+        view: TagVersionView,
+        l1: TinyLFUStore | None,
+        flights: SingleFlight,
+        health: RedisHealth,
+    ) -> None:
+        self._counters = counters
+        self._view = view
+        self._l1 = l1
+        self._flights = flights
+        self._health = health
+
+    async def invalidate(self, tags: Iterable[str]) -> int:
+        unique = list(dict.fromkeys(tags))
+        if not unique:
+            return 0
+        self._counters.add("invalidations")
+        self._counters.add("invalidated_tags", len(unique))
+        # Before any await: from here on this process serves nothing that depended on
+        # them, and no load already in flight may fill L1 or be joined.
+        self._view.drop(unique)
+        self._flights.detach(unique)
+        await self._health.invalidate(unique)
+        return len(unique)
+
+    def on_broadcast(self, tags: Sequence[str], versions: Sequence[int]) -> None:
+        self._counters.add("invalidations_received")
+        self._view.merge(zip(tags, versions, strict=True))
+        self._flights.detach(tags)
+
+    def on_broadcast_connected(self) -> None:
+        self.flush_l1()
+        self._counters.add("broadcast_connects")
+
+    def on_broadcast_lost(self) -> None:
+        # Messages published while disconnected are lost: nothing in L1 can be trusted.
+        self.flush_l1()
+        self._counters.add("broadcast_lost")
+
+    def flush_l1(self) -> None:
+        self._view.flush()
+        self._flights.detach_all()
+        if self._l1 is not None:
+            self._l1.clear()
+        self._counters.add("l1_flushes")

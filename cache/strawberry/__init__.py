@@ -1,0 +1,8 @@
+"""The Strawberry glue: per-field caching and the per-request view of the cache.
+
+Kept out of ``cache`` itself so that the engine imports without Strawberry installed.
+"""
+
+from cache.strawberry.fields import CacheAware, CachedField, CachePolicy, RequestCache, Scope
+
+__all__ = ["CacheAware", "CachePolicy", "CachedField", "RequestCache", "Scope"]

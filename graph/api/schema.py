@@ -21,6 +21,8 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from graph.api.cost import CostMeter
+from graph.api.cost_limit import CostLimit
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
 from graph.observability.operations import OperationObserver
@@ -95,4 +97,11 @@ def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Sch
     ]
     if observed:
         extensions.append(partial(OperationObserver, expose=settings.cache_stats_exposed))
-    return Schema(query=Query, mutation=Mutation, extensions=extensions)
+    # The meter reads the built schema (which fields page), so it exists only once the
+    # schema does; factories are called per request, so the slot is filled by then. One
+    # meter (one memo) serves every request.
+    meter: list[CostMeter] = []
+    extensions.append(lambda: CostLimit(meter=meter[0], limit=settings.max_cost))
+    schema = Schema(query=Query, mutation=Mutation, extensions=extensions)
+    meter.append(CostMeter(schema._schema))
+    return schema

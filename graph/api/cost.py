@@ -10,13 +10,11 @@ default in the schema; a value GraphQL would refuse as an Int counts as the defa
 request fails in coercion anyway, so its cost does not matter).
 
 Pure: only graphql-core's schema and AST; no Strawberry, no request. The memo in
-`CostMeter` makes a repeated document cost a digest and a dict lookup.
+`CostMeter` makes a repeated document cost two dict lookups.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +39,11 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from graph.api.memo import MEMO_ENTRIES, Memo
+
 FIRST = "first"
 CONNECTION_SUFFIX = "Connection"
 INT_MAX = 2**31 - 1  # GraphQL's Int is 32-bit: coercion refuses anything larger
-MEMO_ENTRIES = 4096
 
 # (type name, field name) -> the default of its `first` argument.
 Connections = Mapping[tuple[str, str], int]
@@ -200,53 +199,32 @@ def query_cost(
 
 
 class CostMeter:
-    """`query_cost` memoized per (document, operation, the values fed to `first`).
-
-    Keys are digests, never the client's text, so the memo is bounded in bytes as well as
-    in entries (SPEC 14). The caller passes the query text along with its parsed document
-    because the text is what is cheap to digest.
-    """
+    """`query_cost` memoized per (document, operation, the values fed to `first`)."""
 
     def __init__(self, schema: GraphQLSchema, *, entries: int = MEMO_ENTRIES) -> None:
         self.schema = schema
         self.connections = connection_fields(schema)
-        self.entries = entries
-        self._shapes: OrderedDict[bytes, tuple[str, ...]] = OrderedDict()
-        self._costs: OrderedDict[tuple[bytes, tuple[int | None, ...]], int] = OrderedDict()
+        self._shapes: Memo[tuple[str, ...]] = Memo(entries)
+        self._costs: Memo[int] = Memo(entries)
 
     def cost(
         self,
-        query: str | None,
+        key: bytes | None,
         document: DocumentNode,
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
     ) -> int:
-        """The cost; `query` is the text `document` was parsed from (None: not memoized)."""
-        if query is None:
+        """The cost; `key` is `document_key` of the text `document` was parsed from (None:
+        not memoized)."""
+        if key is None:
             return query_cost(self.schema, self.connections, document, operation_name, variables)
-        # The name's length first keeps the key injective (no name runs into the query).
-        name = "-" if operation_name is None else f"{len(operation_name)}:{operation_name}"
-        # surrogatepass: JSON may carry a lone surrogate, which must not fail here.
-        digest = hashlib.sha256(f"{name}|{query}".encode(errors="surrogatepass")).digest()
-        names = self._remember(self._shapes, digest, lambda: first_variables(document))
+        names = self._shapes.get(key, lambda: first_variables(document))
         given = variables or {}
         values = tuple(_int_or_none(given.get(name)) for name in names)
-        cost: int = self._remember(
-            self._costs,
-            (digest, values),
+        return self._costs.get(
+            (key, values),
             lambda: query_cost(self.schema, self.connections, document, operation_name, given),
         )
-        return cost
-
-    def _remember(self, memo: OrderedDict[Any, Any], key: Any, compute: Any) -> Any:
-        try:
-            memo.move_to_end(key)
-            return memo[key]
-        except KeyError:
-            value = memo[key] = compute()
-            if len(memo) > self.entries:
-                memo.popitem(last=False)
-            return value
 
 
 def _int_or_none(value: object) -> int | None:

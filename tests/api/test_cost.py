@@ -8,6 +8,7 @@ import pytest
 from graphql import GraphQLSchema, parse
 
 from graph.api.cost import CostMeter, connection_fields, first_variables, query_cost
+from graph.api.memo import document_key
 from graph.api.schema import build_schema
 from graph.settings import Settings
 from tests.support.api import Api
@@ -118,11 +119,12 @@ def test_the_meter_remembers_per_document_and_first_values(schema: GraphQLSchema
     meter = CostMeter(schema, entries=2)
     query = "query ($n: Int, $g: String) { books(first: $n, genre: $g) { edges { node { id } } } }"
     document = parse(query)
-    assert meter.cost(query, document, None, {"n": 10, "g": "a"}) == 21
-    assert meter.cost(query, document, None, {"n": 10, "g": "b"}) == 21
+    key = document_key(query, None)
+    assert meter.cost(key, document, None, {"n": 10, "g": "a"}) == 21
+    assert meter.cost(key, document, None, {"n": 10, "g": "b"}) == 21
     assert len(meter._costs) == 1  # the genre does not feed `first`: one entry
-    assert meter.cost(query, document, None, {"n": 30}) == 61
-    assert meter.cost(query, document, None, {"n": 40}) == 81
+    assert meter.cost(key, document, None, {"n": 30}) == 61
+    assert meter.cost(key, document, None, {"n": 40}) == 81
     assert len(meter._costs) == 2  # bounded
 
 

@@ -8,10 +8,12 @@ Bounded: every test sends a fixed, small number of requests and stops by itself.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import redis.asyncio as aioredis
@@ -199,3 +201,47 @@ async def test_a_revoked_token_is_refused_at_once_on_every_instance(
         assert again.returncode == 1
         assert deployment.strata("token", "revoke", "--user", "nobody").returncode == 1
         assert deployment.strata("token", "revoke").returncode == 2
+
+
+# --- findings in the request path (graph/web): for its integrator -------------------------
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="graph/web: the response-cache key dumps the raw variables with orjson, which "
+    "refuses nesting past its depth limit: 500 with a traceback per request (issue 14)",
+)
+async def test_deeply_nested_variables_are_a_client_error(server: Server) -> None:
+    query = "{ books(first: 1) { totalCount } }"  # the variable is not even declared
+    variables = {"junk": _nested(253)}
+    response = await server.post(query, variables)
+    assert response.status_code < 500, response.text[:300]
+    encoded = urlencode({"query": query, "variables": json.dumps(variables)})
+    assert (await server.client.get(f"/graphql?{encoded}")).status_code < 500
+    assert "Traceback" not in server.log_tail(200)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="graph/web: variables the operation does not declare reach the response-cache key, "
+    "so each distinct junk value stores a new entry (SPEC 14, issue 14)",
+)
+async def test_undeclared_variables_make_no_new_entries(
+    server: Server, deployment: Deployment
+) -> None:
+    query = "{ books(first: 1) { totalCount } }"
+    await server.data(query)
+    await server.data(query)
+    keys_before, _ = await deployment.namespace_keys()
+    for i in range(50):
+        await server.data(query, {"junk": i})
+    keys_after, _ = await deployment.namespace_keys()
+    print(f"namespace keys: {keys_before} before 50 junk variables, {keys_after} after")
+    assert keys_after == keys_before

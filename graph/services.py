@@ -20,18 +20,18 @@ from graph.api.context import Context
 from graph.api.errors import bad_input
 from graph.api.schema import build_schema
 from graph.observability.activity import Activity
-from graph.observability.metrics import Metrics
+from graph.observability.metrics import Metrics, tag_kind
 from graph.observability.operations import count_sql, tags_invalidated
 from graph.settings import Settings
 from graph.web.response_cache import ResponseCache
 from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
-from models.tokens import digest, is_plausible, user_for_token
+from models.tokens import digest, is_plausible, token_tag, user_for_token
 
 log = logging.getLogger("strata")
 
 MAX_TAGS_PER_CALL = 1000
 MAX_TAG_LENGTH = 200
-TOKEN_TTL = 300.0  # tokens cannot be revoked through the API; a new one is a new key
+TOKEN_TTL = 300.0  # `strata token revoke` invalidates the lookup's tag on every instance
 STATS_SYNC_SECONDS = 1.0
 CACHE_FORMAT = 2  # bump when the shape of cached values changes without the schema changing
 
@@ -145,7 +145,7 @@ class Services:
         the token itself is never stored); None for an unknown token."""
         if not is_plausible(token):
             return None
-        key = f"Token:{digest(token)}"
+        key = token_tag(digest(token))
 
         async def load() -> Any:
             user = await self.db.read(partial(user_for_token, token=token))
@@ -172,5 +172,5 @@ class Services:
         self.activity.invalidated(wanted, source)
         tags_invalidated(len(wanted))
         for tag in wanted:
-            self.metrics.invalidations.labels(kind=tag.partition(":")[0]).inc()
+            self.metrics.invalidations.labels(kind=tag_kind(tag)).inc()
         return bumped

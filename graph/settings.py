@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     max_aliases: int = Field(30, ge=0)
     max_tokens: int = Field(2000, ge=1)
     max_body_bytes: int = Field(1024 * 1024, ge=1)
+    max_cost: int = Field(10_000, ge=1)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.records import UserRecord
@@ -17,10 +17,43 @@ from models.tables import API_TOKENS, USERS, ApiToken, User
 
 TOKEN_PREFIX = "strata_"
 MAX_TOKEN_LENGTH = 200
+TOKEN_TAG_KIND = "Token"
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_tag(token_hash: str) -> str:
+    """The cache key and tag of a token's lookup: its digest, never the token itself."""
+    return f"{TOKEN_TAG_KIND}:{token_hash}"
+
+
+async def revoke_token(session: AsyncSession, token: str) -> list[str]:
+    """Delete one token; the digests deleted (none when it was not ours)."""
+    if not is_plausible(token):
+        return []
+    token_hash = digest(token)
+    result = await session.execute(delete(API_TOKENS).where(API_TOKENS.c.token_hash == token_hash))
+    return [token_hash] if result.rowcount else []  # type: ignore[attr-defined]
+
+
+async def revoke_user_tokens(session: AsyncSession, name: str) -> list[str] | None:
+    """Delete every token of a user; their digests, or None when there is no such user.
+
+    The digests are what the caller invalidates: a token's cached lookup is tagged with
+    its own digest only, because a lookup's tags are fixed before it loads (their versions
+    are read first, against stale sets) and the user is known only after."""
+    user_id = await session.scalar(select(USERS.c.id).where(USERS.c.name == name))
+    if user_id is None:
+        return None
+    hashes = list(
+        await session.scalars(
+            select(API_TOKENS.c.token_hash).where(API_TOKENS.c.user_id == user_id)
+        )
+    )
+    await session.execute(delete(API_TOKENS).where(API_TOKENS.c.user_id == user_id))
+    return hashes
 
 
 async def ensure_user(session: AsyncSession, name: str, *, admin: bool = False) -> User:

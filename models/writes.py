@@ -21,6 +21,7 @@ RowT = TypeVar("RowT", Author, Book, Review)
 T = TypeVar("T")
 
 MAX_YEAR = 2100
+GENRE_LIMIT = 50  # also bounds `books(genre:)`: a longer filter can match no stored book
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def _clean_book(values: Mapping[str, Any]) -> dict[str, Any]:
     if "isbn" in values:
         clean["isbn"] = _text("isbn", values["isbn"], limit=20)
     if "genre" in values:
-        clean["genre"] = _text("genre", values["genre"], limit=50)
+        clean["genre"] = _text("genre", values["genre"], limit=GENRE_LIMIT)
     if "published_year" in values:
         year = values["published_year"]
         if not 1 <= year <= MAX_YEAR:

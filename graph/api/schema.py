@@ -21,6 +21,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from graph.api.limits import Limits, PreExecutionLimits
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
 from graph.observability.operations import OperationObserver
@@ -95,4 +96,11 @@ def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Sch
     ]
     if observed:
         extensions.append(partial(OperationObserver, expose=settings.cache_stats_exposed))
-    return Schema(query=Query, mutation=Mutation, extensions=extensions)
+    # The limits read the built schema (which fields page, which arguments are text), so
+    # they exist only once the schema does; factories are called per request, so the slot
+    # is filled by then. One `Limits` (one set of memos) serves every request.
+    limits: list[Limits] = []
+    extensions.append(lambda: PreExecutionLimits(limits=limits[0]))
+    schema = Schema(query=Query, mutation=Mutation, extensions=extensions)
+    limits.append(Limits(schema._schema, settings.max_cost))
+    return schema

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from graph.cli.cache_commands import cache_app
+from graph.cli.token_commands import revoke
 from graph.observability.metrics import MULTIPROCESS_DIR
 from graph.settings import Settings
 from models import Database
@@ -34,6 +35,7 @@ token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens.")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(cache_app, name="cache")
+token_app.command("revoke")(revoke)
 
 console = Console(stderr=True)
 

@@ -15,9 +15,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics"]
+from graph.api.tags import AUTHORS, BOOKS, REVIEWS, USERS
+from models.tokens import TOKEN_TAG_KIND
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "tag_kind"]
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# Label values of `strata_cache_invalidations`: the app's tag kinds, and `other` for any
+# other text. A label value taken from client text would make one series per value.
+TAG_KINDS = frozenset({AUTHORS, BOOKS, REVIEWS, USERS, TOKEN_TAG_KIND})
+OTHER = "other"
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 )  # fmt: skip
@@ -35,6 +42,12 @@ CACHE_COUNTERS: Mapping[str, tuple[str, dict[str, str]]] = {
     "redis_timeouts": ("redis_errors", {"kind": "timeout"}),
     "redis_round_trips": ("redis_round_trips", {}),
 }
+
+
+def tag_kind(tag: str) -> str:
+    """The label of a tag: its part before the first ':' when that is a kind of ours."""
+    kind = tag.partition(":")[0]
+    return kind if kind in TAG_KINDS else OTHER
 
 
 class Metrics:
@@ -96,7 +109,7 @@ class Metrics:
         )
         self.invalidations = Counter(
             "strata_cache_invalidations",
-            "Tags invalidated, by kind (the part of the tag before its first ':')",
+            "Tags invalidated, by kind (the part of the tag before its first ':', or other)",
             ["kind"],
             registry=registry,
         )

@@ -31,7 +31,7 @@ PUBLIC_PROBES: list[tuple[str, dict[str, Any]]] = [
     ],
     (
         "{ authors(first: 100) { totalCount edges { node { id name bio bookCount "
-        "books(first: 100) { totalCount edges { node { id title } } } } } } }",
+        "books(first: 20) { totalCount edges { node { id title } } } } } } }",
         {},
     ),
     *[

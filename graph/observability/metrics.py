@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from graph.api.tags import AUTHORS, BOOKS, REVIEWS, USERS
+from graph.api.keys import AUTHORS, BOOKS, REVIEWS, USERS
 from models.tokens import TOKEN_TAG_KIND
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "tag_kind"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ from rich.console import Console
 
 from graph.cli.bench import BenchConfig, main, wrk
 from graph.cli.bench import plan as plans
-from graph.cli.bench.scrape import SERVER_FIGURES, Scrape, parse, server_figures
-from tests.support.servers import outside_env
+from graph.cli.bench.scrape import SERVER_FIGURES, server_figures
+from graph.observability.exposition import Scrape
+from tests.support.servers import STRATA, outside_env
 from tests.support.strict import require_program
 
-STRATA = Path(sys.executable).parent / "strata"
 CATALOGUE = plans.Catalogue(authors=100, books=1000, viewers=8)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -89,25 +88,21 @@ def test_lua_strings_escape_everything_but_printable_ascii() -> None:
 
 
 def test_scrape_diff_gives_per_request_figures() -> None:
-    before = Scrape(
-        parse(
-            "# HELP x\n"
-            'strata_request_seconds_count{method="POST"} 10.0\n'
-            "strata_sql_statements_total 40.0\n"
-            'strata_cache_hits_total{tier="l1"} 5.0\n'
-            'strata_cache_misses_total{tier="l1"} 5.0\n'
-        )
+    before = Scrape.of(
+        "# HELP x\n"
+        'strata_request_seconds_count{method="POST"} 10.0\n'
+        "strata_sql_statements_total 40.0\n"
+        'strata_cache_hits_total{tier="l1"} 5.0\n'
+        'strata_cache_misses_total{tier="l1"} 5.0\n'
     )
-    after = Scrape(
-        parse(
-            'strata_request_seconds_count{method="POST"} 110.0\n'
-            'strata_request_seconds_count{method="GET"} 0.0\n'
-            "strata_sql_statements_total 40.0\n"
-            'strata_cache_hits_total{tier="l1"} 95.0\n'
-            'strata_cache_misses_total{tier="l1"} 15.0\n'
-            'strata_response_cache_total{result="hit"} 75.0\n'
-            'strata_response_cache_total{result="miss"} 25.0\n'
-        )
+    after = Scrape.of(
+        'strata_request_seconds_count{method="POST"} 110.0\n'
+        'strata_request_seconds_count{method="GET"} 0.0\n'
+        "strata_sql_statements_total 40.0\n"
+        'strata_cache_hits_total{tier="l1"} 95.0\n'
+        'strata_cache_misses_total{tier="l1"} 15.0\n'
+        'strata_response_cache_total{result="hit"} 75.0\n'
+        'strata_response_cache_total{result="miss"} 25.0\n'
     )
     figures = server_figures(before, after, client_requests=99)
     assert figures["requests"] == 100

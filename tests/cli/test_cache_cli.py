@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-from pathlib import Path
+import time
 from typing import Any
+
+from sqlalchemy import text
 
 from graph.settings import Settings
 from tests.support.api import Api
+from tests.support.servers import STRATA
 from tests.support.sql_counter import counting_statements
-
-STRATA = Path(sys.executable).parent / "strata"
 
 
 async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
@@ -91,3 +91,22 @@ async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> No
     with counting_statements(cached_api.services.db.engine) as statements:
         await cached_api.data(query)
     assert statements, "after a flush the next read goes to the database"
+
+
+async def test_strata_cache_invalidate_reaches_a_running_instance(
+    cached_settings: Settings, cached_api: Api
+) -> None:
+    """The operator's command on a terminal, the instance in another process: the bump is
+    broadcast, so the running instance drops its L1 copy too."""
+    query = '{ book(id: "2") { title } }'
+    await cached_api.data(query)
+    async with cached_api.services.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE books SET title = 'Operator fixed it' WHERE id = 2"))
+    assert (await cached_api.data(query))["book"]["title"] != "Operator fixed it"
+    code, out = await strata_cache(cached_settings, "invalidate", "--tag", "Book:2")
+    assert code == 0
+    assert out.strip() == "invalidated 1 tag"
+    deadline = time.monotonic() + 5
+    while (await cached_api.data(query))["book"]["title"] != "Operator fixed it":
+        assert time.monotonic() < deadline, "the broadcast never reached the instance"
+        await asyncio.sleep(0.01)

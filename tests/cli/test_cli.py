@@ -6,7 +6,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import sys
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from graph.settings import Settings
 from models.seed import GENRES
 from tests.support.api import Api, running_api
 from tests.support.databases import SqliteTemplate
+from tests.support.servers import STRATA
 
-STRATA = Path(sys.executable).parent / "strata"
 TABLES = {"authors", "books", "reviews", "users", "api_tokens", "alembic_version"}
 SEED_ARGS = [
     "seed",

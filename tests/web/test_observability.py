@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,6 @@ from tests.support.api import Api, prepare_database, running_api
 from tests.support.servers import Server, running, server_env
 
 BOOK = 'query OneBook { book(id: "2") { title author { name } reviewCount } }'
-
-
-@pytest.fixture
-async def stats_api(cached_settings: Settings) -> AsyncIterator[Api]:
-    settings = cached_settings.model_copy(update={"expose_cache_stats": True})
-    async with running_api(settings) as api:
-        yield api
 
 
 async def stats_of(api: Api, query: str, token: str | None = None) -> dict[str, Any]:

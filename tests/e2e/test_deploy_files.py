@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; none are locked
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import AliasChoices
 
 from graph.settings import Settings
@@ -29,7 +30,7 @@ from tests import conftest
 from tests.support.api import running_api
 from tests.support.redis_server import free_port, redis_server_binary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = DEPLOY / "docker-entrypoint.sh"
@@ -306,7 +307,7 @@ def test_dockerfile_serves_strata_with_workers_and_a_healthcheck() -> None:
 
 
 def test_dockerfile_puts_alembic_beside_graph() -> None:
-    """graph/cli/main.py finds alembic.ini and alembic/ at Path(graph.__file__).parents[1]."""
+    """graph/cli/migrations.py finds alembic.ini and alembic/ in the checkout it lies in."""
     copies = " ".join(dockerfile_stages()[0].all("COPY")).split()
     for needed in ("alembic.ini", "alembic", "graph", "models", "cache"):
         assert needed in copies, needed
@@ -398,16 +399,13 @@ def grafana_exprs(node: Any) -> list[str]:
 
 
 def exported_series(metrics_text: str) -> set[str]:
-    """The series names a scrape can hold: each `# TYPE` family with its sample suffixes
-    (a labelled counter nobody has incremented yet has no sample, but is exported)."""
+    """The series names a scrape can hold: each family with its sample suffixes (a
+    labelled counter nobody has incremented yet has no sample, but is exported)."""
     names: set[str] = set()
-    for line in metrics_text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, family, kind = line.split(" ", 3)
-            base = family.removesuffix("_total") if kind == "counter" else family
-            names.update(base + suffix for suffix in SUFFIXES.get(kind, ("",)))
-        elif line and not line.startswith("#"):
-            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    for family in text_string_to_metric_families(metrics_text):
+        # The parser names a counter's family without `_total`, as SUFFIXES expects.
+        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
     return names
 
 

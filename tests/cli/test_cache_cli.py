@@ -6,13 +6,14 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
 from graph.settings import Settings
-from tests.support.api import Api
-from tests.support.servers import STRATA
+from tests.support.api import Api, prepare_database
+from tests.support.servers import STRATA, Server, running, server_env
 from tests.support.sql_counter import counting_statements
 
 
@@ -110,3 +111,29 @@ async def test_strata_cache_invalidate_reaches_a_running_instance(
     while (await cached_api.data(query))["book"]["title"] != "Operator fixed it":
         assert time.monotonic() < deadline, "the broadcast never reached the instance"
         await asyncio.sleep(0.01)
+
+
+async def test_stats_reads_a_running_servers_counters(
+    cached_settings: Settings, key_prefix: str, tmp_path: Path
+) -> None:
+    """`--server` reads the hit and miss counters off the server's /metrics: the figures
+    it prints are the server's own, tier by tier."""
+    assert cached_settings.redis_url is not None
+    await prepare_database(cached_settings.database_url)
+    env = server_env(cached_settings.database_url, cached_settings.redis_url, key_prefix)
+    server = Server("stats", {**env, "STRATA_CACHE_SECRET": "test-secret"}, tmp_path)
+    async with running([server]):
+        for _ in range(3):
+            await server.data('{ book(id: "1") { title reviewCount } }')
+        stats = await json_of(cached_settings, "stats", "--server", str(server.client.base_url))
+        counters = stats["server"]
+        expected = {
+            "l1_hits": await server.metric("strata_cache_hits_total", missing=0.0, tier="l1"),
+            "l1_misses": await server.metric("strata_cache_misses_total", missing=0.0, tier="l1"),
+            "response_hit": await server.metric(
+                "strata_response_cache_total", missing=0.0, result="hit"
+            ),
+        }
+    assert counters["response_hit"] == expected["response_hit"] >= 2
+    assert counters["l1_misses"] == expected["l1_misses"] > 0
+    assert counters.get("l1_hits", 0.0) == expected["l1_hits"]

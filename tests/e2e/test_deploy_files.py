@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -454,3 +455,16 @@ async def test_grafana_dashboard_queries_only_metrics_the_app_exports(sqlite_url
     exported = exported_series(metrics_text)
     missing = sorted(referenced - exported)
     assert not missing, f"the Grafana dashboard queries series /metrics does not export: {missing}"
+
+
+def test_ci_runs_the_slow_tests_too() -> None:
+    """`-m "not slow"` is for a developer's loop only: CI's command selects no markers,
+    and neither does pytest's configuration, so every slow test runs there."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = [line for line in ci.splitlines() if line.startswith("exec ")]
+    assert command == ["exec python3 dev.py test"], command
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    addopts = pytest_options["ini_options"]["addopts"].split()
+    assert not any(opt.startswith("-m") for opt in addopts), addopts
+    markers = pytest_options["ini_options"]["markers"]
+    assert any(marker.startswith("slow:") for marker in markers), markers

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from graph.observability.exposition import Scrape
 from graph.settings import Settings
 from tests.support.api import Api, prepare_database, running_api
 from tests.support.servers import Server, running, server_env
@@ -73,13 +73,7 @@ async def test_each_operation_logs_one_json_line(
 
 
 def series(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match and all(part in (match.group(1) or "") for part in wanted.split(",") if part):
-            total += float(match.group(2))
-    return total
+    return Scrape.of(text).total(name, **labels) or 0.0
 
 
 async def test_metrics_follow_the_traffic(stats_api: Api) -> None:

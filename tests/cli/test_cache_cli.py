@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from graph.settings import Settings
@@ -41,6 +42,7 @@ async def json_of(settings: Settings, *args: str) -> Any:
     return json.loads(out)
 
 
+@pytest.mark.slow
 async def test_keys_and_inspect_show_what_is_cached(
     cached_settings: Settings, cached_api: Api
 ) -> None:
@@ -64,6 +66,7 @@ async def test_keys_and_inspect_show_what_is_cached(
     assert "valid" in text
 
 
+@pytest.mark.slow
 async def test_invalidate_then_inspect_says_stale(
     cached_settings: Settings, cached_api: Api
 ) -> None:
@@ -78,6 +81,7 @@ async def test_invalidate_then_inspect_says_stale(
     assert missing[0] == 1
 
 
+@pytest.mark.slow
 async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> None:
     query = "{ books(first: 5) { edges { node { title } } } }"
     await cached_api.data(query)
@@ -113,6 +117,7 @@ async def test_strata_cache_invalidate_reaches_a_running_instance(
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.slow
 async def test_stats_reads_a_running_servers_counters(
     cached_settings: Settings, key_prefix: str, tmp_path: Path
 ) -> None:

@@ -107,6 +107,7 @@ async def assert_warm(server: Server) -> None:
 # --- 1. every write: at once on A, within the window on B ---------------------------------
 
 
+@pytest.mark.slow
 async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
     deployment: Deployment,
 ) -> None:
@@ -149,6 +150,7 @@ async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 async def test_cross_instance_window(deployment: Deployment, tmp_path: Path) -> None:
     """20 trials of one update on A while B is read back to back. The window is the time
     from A's response to the end of the first B read that shows the write (negative when
@@ -243,6 +245,7 @@ UPDATE_BOOK = """mutation ($id: ID!, $in: BookPatch!) { updateBook(id: $id, inpu
 ADD_REVIEW = """mutation ($in: ReviewInput!) { addReview(input: $in) { id } }"""
 
 
+@pytest.mark.slow
 async def test_race_then_every_cached_read_equals_the_database(deployment: Deployment) -> None:
     seed = random.randrange(1 << 30)
     print(f"\nrace seed {seed}")
@@ -318,6 +321,7 @@ async def test_race_then_every_cached_read_equals_the_database(deployment: Deplo
 # --- 3. private scope: three viewers interleaved on both instances -------------------------
 
 
+@pytest.mark.slow
 async def test_private_values_never_reach_another_viewer(deployment: Deployment) -> None:
     _, alice, bob = deployment.tokens
     viewers: list[tuple[str, str | None]] = [("anonymous", None), ("alice", alice), ("bob", bob)]
@@ -418,6 +422,7 @@ async def _all_ready(servers: Sequence[Server], status: str) -> bool:
     return all(state["status"] == status for state in states)
 
 
+@pytest.mark.slow
 async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
     deployment: Deployment, redis_server: RedisServer
 ) -> None:
@@ -579,6 +584,7 @@ PAIRS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", list(PAIRS))
 async def test_no_stale_count_when_two_cached_fields_share_a_request_loader(
     deployment: Deployment, pair: str

@@ -93,6 +93,7 @@ async def settled_metrics(server: Server) -> str:
     raise AssertionError("/metrics kept changing after the traffic stopped")
 
 
+@pytest.mark.slow
 async def test_dashboard_in_a_browser_agrees_with_metrics(
     sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:

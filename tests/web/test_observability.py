@@ -99,6 +99,7 @@ async def test_metrics_follow_the_traffic(stats_api: Api) -> None:
     assert 'strata_cache_redis_errors_total{kind="timeout"} 0.0' in text
 
 
+@pytest.mark.slow
 async def test_metrics_add_up_across_worker_processes(
     sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from graph.api.schema import build_schema
-from graph.cli.main import alembic_config
+from graph.cli import migrations
 from graph.observability.logs import configure_logging
 from graph.observability.operations import observing_operation, report
 from graph.services import Services
@@ -38,11 +38,9 @@ async def _time(run: Callable[[], Awaitable[None]]) -> float:
 
 
 async def main() -> None:
-    from alembic import command
-
     folder = Path(tempfile.mkdtemp(prefix="strata-overhead-"))
     url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    await asyncio.to_thread(migrations.upgrade, url)
     db = Database(url)
     await seed(db, SeedPlan(authors=20, books_per_author=3, reviews_per_book=3, users=5))
     await db.dispose()

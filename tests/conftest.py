@@ -138,6 +138,14 @@ async def cached_api(cached_settings: Settings) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
+async def stats_api(cached_settings: Settings) -> AsyncIterator[Api]:
+    """Both tiers on, and every answer says in `extensions.cache` what the cache did."""
+    settings = cached_settings.model_copy(update={"expose_cache_stats": True})
+    async with running_api(settings) as client:
+        yield client
+
+
+@pytest.fixture
 async def uncached_api(database_url: str) -> AsyncIterator[Api]:
     """The app with every cache tier off (STRATA_CACHE=off), on each kind of database."""
     async with running_api(test_settings(database_url, cache="off")) as client:

@@ -60,7 +60,8 @@ def tolerant(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
 
 def query_limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Extension factories for the SPEC's limits. The rules are built here, once: building
-    a depth limiter per request costs ~0.4 ms and defeats the validation cache."""
+    a depth limiter per request is costly (docs/benchmarks.md) and defeats the validation
+    cache."""
     rules = [
         tolerant(rule)
         for rule in (

@@ -7,7 +7,6 @@ settings), never uses KEYS, and prints a readable table or, with `--json`, JSON.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cache import CacheAdmin
+from graph.observability.exposition import Scrape
 from graph.services import Services
 from graph.settings import Settings
 
@@ -31,8 +31,6 @@ console = Console()
 errors = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
-COUNTER = re.compile(r'^strata_cache_(hits|misses)_total\{tier="(\w+)"\} (\S+)$', re.M)
-RESPONSES = re.compile(r'^strata_response_cache_total\{result="(\w+)"\} (\S+)$', re.M)
 
 
 def _run(work: Callable[[Services, CacheAdmin], Awaitable[T]]) -> T:
@@ -63,11 +61,13 @@ def _server_counters(url: str) -> dict[str, Any] | None:
         text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=3).text
     except httpx.HTTPError:
         return None
+    found = Scrape.of(text)
     counters: dict[str, Any] = {}
-    for kind, tier, value in COUNTER.findall(text):
-        counters[f"{tier}_{kind}"] = float(value)
-    for result, value in RESPONSES.findall(text):
-        counters[f"response_{result}"] = float(value)
+    for kind in ("hits", "misses"):
+        for tier, value in found.by_label(f"strata_cache_{kind}_total", "tier").items():
+            counters[f"{tier}_{kind}"] = value
+    for result, value in found.by_label("strata_response_cache_total", "result").items():
+        counters[f"response_{result}"] = value
     return counters
 
 

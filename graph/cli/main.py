@@ -14,11 +14,10 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from alembic import command
-from alembic.config import Config
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from graph.cli import migrations
 from graph.cli.cache_commands import cache_app
 from graph.cli.token_commands import revoke
 from graph.observability.metrics import MULTIPROCESS_DIR
@@ -26,8 +25,6 @@ from graph.settings import Settings
 from models import Database
 from models.seed import SeedPlan, is_empty, seed
 from models.tokens import create_token
-
-ROOT = Path(__file__).resolve().parents[2]
 
 app = typer.Typer(no_args_is_help=True, help="Strata: a GraphQL catalogue behind a two-tier cache.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -38,13 +35,6 @@ app.add_typer(cache_app, name="cache")
 token_app.command("revoke")(revoke)
 
 console = Console(stderr=True)
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.attributes["database_url"] = database_url
-    return config
 
 
 @app.command()
@@ -86,7 +76,7 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply Alembic migrations."""
-    command.upgrade(alembic_config(Settings().database_url), revision)
+    migrations.upgrade(Settings().database_url, revision)
 
 
 @app.command("seed")

@@ -137,7 +137,8 @@ class OperationObserver(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         # Strawberry already runs the operation hook for its query-limit extensions; its
-        # execute hook would add a whole layer of machinery (~30-40 µs) to every query.
+        # execute hook would add a whole layer of machinery to every query (measured in
+        # docs/benchmarks.md, "Per-operation statistics overhead").
         yield
         execution = self.execution_context
         if execution.graphql_document is None:

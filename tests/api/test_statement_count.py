@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from tests.support.api import Api
+from tests.support.probes import LIST_QUERY as LIST_PAGE
 from tests.support.sql_counter import counting_statements
-
-LIST_PAGE = """
-query ($first: Int!) {
-  books(first: $first) {
-    edges { node { title author { name } reviewCount averageRating } }
-  }
-}
-"""
 
 
 async def test_list_page_statements_do_not_grow_with_first(uncached_api: Api) -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from graph.settings import Settings
-from tests.support.api import Api
-from tests.support.sql_counter import counting_statements
+import pytest
+from sqlalchemy import text
 
-STRATA = Path(sys.executable).parent / "strata"
+from graph.settings import Settings
+from tests.support.api import Api, prepare_database
+from tests.support.servers import STRATA, Server, running, server_env
+from tests.support.sql_counter import counting_statements
 
 
 async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
@@ -40,6 +42,7 @@ async def json_of(settings: Settings, *args: str) -> Any:
     return json.loads(out)
 
 
+@pytest.mark.slow
 async def test_keys_and_inspect_show_what_is_cached(
     cached_settings: Settings, cached_api: Api
 ) -> None:
@@ -63,6 +66,7 @@ async def test_keys_and_inspect_show_what_is_cached(
     assert "valid" in text
 
 
+@pytest.mark.slow
 async def test_invalidate_then_inspect_says_stale(
     cached_settings: Settings, cached_api: Api
 ) -> None:
@@ -77,6 +81,7 @@ async def test_invalidate_then_inspect_says_stale(
     assert missing[0] == 1
 
 
+@pytest.mark.slow
 async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> None:
     query = "{ books(first: 5) { edges { node { title } } } }"
     await cached_api.data(query)
@@ -91,3 +96,49 @@ async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> No
     with counting_statements(cached_api.services.db.engine) as statements:
         await cached_api.data(query)
     assert statements, "after a flush the next read goes to the database"
+
+
+async def test_strata_cache_invalidate_reaches_a_running_instance(
+    cached_settings: Settings, cached_api: Api
+) -> None:
+    """The operator's command on a terminal, the instance in another process: the bump is
+    broadcast, so the running instance drops its L1 copy too."""
+    query = '{ book(id: "2") { title } }'
+    await cached_api.data(query)
+    async with cached_api.services.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE books SET title = 'Operator fixed it' WHERE id = 2"))
+    assert (await cached_api.data(query))["book"]["title"] != "Operator fixed it"
+    code, out = await strata_cache(cached_settings, "invalidate", "--tag", "Book:2")
+    assert code == 0
+    assert out.strip() == "invalidated 1 tag"
+    deadline = time.monotonic() + 5
+    while (await cached_api.data(query))["book"]["title"] != "Operator fixed it":
+        assert time.monotonic() < deadline, "the broadcast never reached the instance"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.slow
+async def test_stats_reads_a_running_servers_counters(
+    cached_settings: Settings, key_prefix: str, tmp_path: Path
+) -> None:
+    """`--server` reads the hit and miss counters off the server's /metrics: the figures
+    it prints are the server's own, tier by tier."""
+    assert cached_settings.redis_url is not None
+    await prepare_database(cached_settings.database_url)
+    env = server_env(cached_settings.database_url, cached_settings.redis_url, key_prefix)
+    server = Server("stats", {**env, "STRATA_CACHE_SECRET": "test-secret"}, tmp_path)
+    async with running([server]):
+        for _ in range(3):
+            await server.data('{ book(id: "1") { title reviewCount } }')
+        stats = await json_of(cached_settings, "stats", "--server", str(server.client.base_url))
+        counters = stats["server"]
+        expected = {
+            "l1_hits": await server.metric("strata_cache_hits_total", missing=0.0, tier="l1"),
+            "l1_misses": await server.metric("strata_cache_misses_total", missing=0.0, tier="l1"),
+            "response_hit": await server.metric(
+                "strata_response_cache_total", missing=0.0, result="hit"
+            ),
+        }
+    assert counters["response_hit"] == expected["response_hit"] >= 2
+    assert counters["l1_misses"] == expected["l1_misses"] > 0
+    assert counters.get("l1_hits", 0.0) == expected["l1_hits"]

@@ -6,17 +6,18 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import sys
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from graph.settings import Settings
 from models.seed import GENRES
 from tests.support.api import Api, running_api
 from tests.support.databases import SqliteTemplate
+from tests.support.servers import STRATA
 
-STRATA = Path(sys.executable).parent / "strata"
 TABLES = {"authors", "books", "reviews", "users", "api_tokens", "alembic_version"}
 SEED_ARGS = [
     "seed",
@@ -85,6 +86,7 @@ def test_db_upgrade_creates_the_tables(tmp_path: Path) -> None:
     assert not (tmp_path / "strata.db").exists()  # it used DATABASE_URL, not the default
 
 
+@pytest.mark.slow
 def test_seed_is_deterministic(tmp_path: Path, sqlite_template: SqliteTemplate) -> None:
     first, second, other = (migrated(sqlite_template, tmp_path) for _ in range(3))
     strata(first, *SEED_ARGS, "--seed", "9")
@@ -106,6 +108,7 @@ def test_seed_is_deterministic(tmp_path: Path, sqlite_template: SqliteTemplate) 
     assert len(GENRES) == 8
 
 
+@pytest.mark.slow
 def test_seed_refuses_a_non_empty_database(tmp_path: Path, sqlite_template: SqliteTemplate) -> None:
     database = migrated(sqlite_template, tmp_path)
     strata(database, *SEED_ARGS, "--seed", "9")

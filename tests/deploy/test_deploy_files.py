@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import redis
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; none are locked
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import AliasChoices
 
 from graph.settings import Settings
@@ -306,7 +308,7 @@ def test_dockerfile_serves_strata_with_workers_and_a_healthcheck() -> None:
 
 
 def test_dockerfile_puts_alembic_beside_graph() -> None:
-    """graph/cli/main.py finds alembic.ini and alembic/ at Path(graph.__file__).parents[1]."""
+    """graph/cli/migrations.py finds alembic.ini and alembic/ in the checkout it lies in."""
     copies = " ".join(dockerfile_stages()[0].all("COPY")).split()
     for needed in ("alembic.ini", "alembic", "graph", "models", "cache"):
         assert needed in copies, needed
@@ -398,16 +400,13 @@ def grafana_exprs(node: Any) -> list[str]:
 
 
 def exported_series(metrics_text: str) -> set[str]:
-    """The series names a scrape can hold: each `# TYPE` family with its sample suffixes
-    (a labelled counter nobody has incremented yet has no sample, but is exported)."""
+    """The series names a scrape can hold: each family with its sample suffixes (a
+    labelled counter nobody has incremented yet has no sample, but is exported)."""
     names: set[str] = set()
-    for line in metrics_text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, family, kind = line.split(" ", 3)
-            base = family.removesuffix("_total") if kind == "counter" else family
-            names.update(base + suffix for suffix in SUFFIXES.get(kind, ("",)))
-        elif line and not line.startswith("#"):
-            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    for family in text_string_to_metric_families(metrics_text):
+        # The parser names a counter's family without `_total`, as SUFFIXES expects.
+        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
     return names
 
 
@@ -456,3 +455,16 @@ async def test_grafana_dashboard_queries_only_metrics_the_app_exports(sqlite_url
     exported = exported_series(metrics_text)
     missing = sorted(referenced - exported)
     assert not missing, f"the Grafana dashboard queries series /metrics does not export: {missing}"
+
+
+def test_ci_runs_the_slow_tests_too() -> None:
+    """`-m "not slow"` is for a developer's loop only: CI's command selects no markers,
+    and neither does pytest's configuration, so every slow test runs there."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = [line for line in ci.splitlines() if line.startswith("exec ")]
+    assert command == ["exec python3 dev.py test"], command
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    addopts = pytest_options["ini_options"]["addopts"].split()
+    assert not any(opt.startswith("-m") for opt in addopts), addopts
+    markers = pytest_options["ini_options"]["markers"]
+    assert any(marker.startswith("slow:") for marker in markers), markers

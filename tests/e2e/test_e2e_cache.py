@@ -23,7 +23,19 @@ import redis.asyncio as aioredis
 
 from models.seed import GENRES
 from tests.support.api import prepare_database
-from tests.support.probes import PRIVATE_PROBE, PUBLIC_PROBES
+from tests.support.probes import (
+    LIST_QUERY,
+    PRIVATE_PROBE,
+    PUBLIC_PROBES,
+    WRITES,
+    Answers,
+    Tokens,
+    answers,
+    differences,
+    explain,
+    gather_limited,
+    public_answers,
+)
 from tests.support.redis_server import RedisServer
 from tests.support.servers import Server, running, server_env
 
@@ -35,12 +47,8 @@ CONVERGE_SECONDS = 2.0
 """How long B is polled for a write made on A before that counts as never shown."""
 TRIALS = 20
 
-LIST_QUERY = """query List($first: Int!) { books(first: $first) { totalCount
-  edges { node { id title author { name } reviewCount averageRating } } } }"""
 ME_QUERY = "{ me { id name reviews { totalCount edges { node { id } } } } }"
-
-Tokens = tuple[str, str, str]
-Answers = dict[str, Any]
+PAGE = {"first": 30}
 
 
 @dataclass
@@ -73,66 +81,7 @@ async def deployment(
     return Deployment(sqlite_url, tokens, tmp_path, redis_url, key_prefix)
 
 
-# --- probes: the oracle over HTTP ---------------------------------------------------------
-
-
-def _viewers(tokens: Tokens) -> list[tuple[str, str | None]]:
-    return [("anonymous", None), ("admin", tokens[0]), ("alice", tokens[1]), ("bob", tokens[2])]
-
-
-async def _gather_limited(
-    calls: Sequence[Callable[[], Awaitable[Any]]], limit: int = 8
-) -> list[Any]:
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
-        async with semaphore:
-            return await call()
-
-    return list(await asyncio.gather(*(one(call) for call in calls)))
-
-
-async def public_answers(server: Server) -> Answers:
-    labels = [f"{query} {variables}" for query, variables in PUBLIC_PROBES]
-    calls = [(lambda q=query, v=variables: server.data(q, v)) for query, variables in PUBLIC_PROBES]
-    return dict(zip(labels, await _gather_limited(calls), strict=True))
-
-
-async def private_answers(server: Server, tokens: Tokens) -> Answers:
-    viewers = _viewers(tokens)
-    calls = [(lambda t=token: server.data(PRIVATE_PROBE, token=t)) for _, token in viewers]
-    return {
-        f"me as {name}": data
-        for (name, _), data in zip(viewers, await _gather_limited(calls), strict=True)
-    }
-
-
-async def answers(server: Server, tokens: Tokens) -> Answers:
-    return {**await public_answers(server), **await private_answers(server, tokens)}
-
-
-def differences(got: Answers, truth: Answers) -> list[str]:
-    return [label for label in truth if got.get(label) != truth[label]]
-
-
-def first_difference(got: Any, truth: Any, path: str = "") -> str:
-    """Where two answers first differ, as `path: got != truth`."""
-    if isinstance(got, dict) and isinstance(truth, dict) and got.keys() == truth.keys():
-        for key in truth:
-            if got[key] != truth[key]:
-                return first_difference(got[key], truth[key], f"{path}.{key}")
-    if isinstance(got, list) and isinstance(truth, list) and len(got) == len(truth):
-        for index, (mine, theirs) in enumerate(zip(got, truth, strict=True)):
-            if mine != theirs:
-                return first_difference(mine, theirs, f"{path}[{index}]")
-    return f"{path}: {json.dumps(got)[:300]} != {json.dumps(truth)[:300]}"
-
-
-def explain(got: Answers, truth: Answers) -> str:
-    return "\n".join(
-        f"  {label[:80]}\n    {first_difference(got.get(label), truth[label])}"
-        for label in differences(got, truth)
-    )
+# --- the oracle over HTTP (tests/support/probes.py) ----------------------------------
 
 
 async def converge(server: Server, tokens: Tokens, truth: Answers, seconds: float) -> float | None:
@@ -157,41 +106,8 @@ async def assert_warm(server: Server) -> None:
 
 # --- 1. every write: at once on A, within the window on B ---------------------------------
 
-Write = tuple[str, dict[str, Any], int]
-"""A mutation, its variables and which token runs it (0 admin, 1 alice, 2 bob)."""
 
-WRITES: dict[str, list[Write]] = {
-    "update book title": [
-        ('mutation { updateBook(id: "1", input: {title: "Renamed"}) { id } }', {}, 0)
-    ],
-    "change genre": [('mutation { updateBook(id: "1", input: {genre: "mystery"}) { id } }', {}, 0)],
-    "move book to another author": [
-        ('mutation { updateBook(id: "5", input: {authorId: "1"}) { id } }', {}, 0)
-    ],
-    "create book": [
-        (
-            """mutation { createBook(input: {title: "New", isbn: "e2e-1", genre: "fantasy",
-               publishedYear: 2001, price: 3.5, authorId: "2"}) { id } }""",
-            {},
-            0,
-        )
-    ],
-    "delete book": [('mutation { deleteBook(id: "2") }', {}, 0)],
-    "add review": [
-        ('mutation { addReview(input: {bookId: "1", rating: 1, body: "meh"}) { id } }', {}, 1)
-    ],
-    "delete review": [('mutation { deleteReview(id: "1") }', {}, 0)],
-    "create author": [('mutation { createAuthor(input: {name: "Newcomer"}) { id } }', {}, 0)],
-    "update author": [
-        ('mutation { updateAuthor(id: "2", input: {name: "Renamed", bio: null}) { id } }', {}, 0)
-    ],
-    "delete author (after their books)": [
-        *[(f'mutation {{ deleteBook(id: "{book}") }}', {}, 0) for book in (9, 10, 11, 12)],
-        ('mutation { deleteAuthor(id: "3") }', {}, 0),
-    ],
-}
-
-
+@pytest.mark.slow
 async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
     deployment: Deployment,
 ) -> None:
@@ -234,6 +150,7 @@ async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.slow
 async def test_cross_instance_window(deployment: Deployment, tmp_path: Path) -> None:
     """20 trials of one update on A while B is read back to back. The window is the time
     from A's response to the end of the first B read that shows the write (negative when
@@ -328,6 +245,7 @@ UPDATE_BOOK = """mutation ($id: ID!, $in: BookPatch!) { updateBook(id: $id, inpu
 ADD_REVIEW = """mutation ($in: ReviewInput!) { addReview(input: $in) { id } }"""
 
 
+@pytest.mark.slow
 async def test_race_then_every_cached_read_equals_the_database(deployment: Deployment) -> None:
     seed = random.randrange(1 << 30)
     print(f"\nrace seed {seed}")
@@ -403,6 +321,7 @@ async def test_race_then_every_cached_read_equals_the_database(deployment: Deplo
 # --- 3. private scope: three viewers interleaved on both instances -------------------------
 
 
+@pytest.mark.slow
 async def test_private_values_never_reach_another_viewer(deployment: Deployment) -> None:
     _, alice, bob = deployment.tokens
     viewers: list[tuple[str, str | None]] = [("anonymous", None), ("alice", alice), ("bob", bob)]
@@ -457,7 +376,7 @@ async def test_private_values_never_reach_another_viewer(deployment: Deployment)
                 for name, token in viewers
                 for query in (ME_QUERY, PRIVATE_PROBE)
             ]
-            await _gather_limited(calls, limit=16)
+            await gather_limited(calls, limit=16)
             # A user writes a review on one instance; the next read there shows it, the
             # other instance catches up within the window, and nobody else ever sees it.
             writer = a if round_ % 2 == 0 else b
@@ -467,7 +386,7 @@ async def test_private_values_never_reach_another_viewer(deployment: Deployment)
             ever_owned[author[0]].add(created["addReview"]["id"])
             # Every viewer misses at once on both instances: concurrent fills of
             # neighbouring keys must not cross (identity checks only: B may lag here).
-            await _gather_limited(calls, limit=16)
+            await gather_limited(calls, limit=16)
             expected = await truth()
             other = b if writer is a else a
             for name, token in viewers:
@@ -503,6 +422,7 @@ async def _all_ready(servers: Sequence[Server], status: str) -> bool:
     return all(state["status"] == status for state in states)
 
 
+@pytest.mark.slow
 async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
     deployment: Deployment, redis_server: RedisServer
 ) -> None:
@@ -566,31 +486,26 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
         assert not load.failures, load.failures[:5]
         assert during > 20, "too little load while Redis was down"
 
-        # Requests while waiting: an idle instance never notices Redis is back (see
-        # test_an_idle_instance_reports_ok_once_redis_is_back).
-        took = await _wait_for("ok again", lambda: _ready_after_a_read((a, b)), 10.0, step=0.05)
-        print(f"/readyz said ok {took * 1000:.0f} ms after Redis came back")
+        # No read while waiting: an idle instance notices by itself that Redis is back
+        # (the breaker's reset delay and the listener's longest backoff are both 1 s).
+        await _wait_for("ok again, idle", lambda: _all_ready((a, b), "ok"), 3.0, step=0.1)
+        back = time.monotonic() - down[1]
+        print(f"/readyz said ok {back * 1000:.0f} ms after Redis came back")
         # The write made while Redis was down is still what both instances show.
         for server in (a, b):
             assert await _shows(server, book_query, marked_title), server.name
         # Caching resumes: repeats on A run no SQL, and B gets A's fresh fills from L2.
-        await a.data(LIST_QUERY, {"first": 30})
+        await a.data(LIST_QUERY, PAGE)
         before = await a.sql_statements()
         for _ in range(3):
-            await a.data(LIST_QUERY, {"first": 30})
+            await a.data(LIST_QUERY, PAGE)
         assert await a.sql_statements() == before, "A's repeats still run SQL"
         before = await b.sql_statements()
-        await b.data(LIST_QUERY, {"first": 30})
+        await b.data(LIST_QUERY, PAGE)
         assert await b.sql_statements() == before, "B did not get A's entries from Redis"
         truth = await answers(c, tokens)
         for server in (a, b):
             assert not differences(await answers(server, tokens), truth), server.name
-
-
-async def _ready_after_a_read(servers: Sequence[Server]) -> bool:
-    for server in servers:
-        await server.data('{ book(id: "2") { title } }')
-    return await _all_ready(servers, "ok")
 
 
 async def _shows(server: Server, query: str, title: str) -> bool:
@@ -601,15 +516,22 @@ async def _shows(server: Server, query: str, title: str) -> bool:
 
 
 async def test_first_query_after_an_app_restart_runs_no_sql(deployment: Deployment) -> None:
+    """The one test of a restart above the engine's own (tests/cache): a new process, so
+    nothing of the old one's memory can serve; the answer comes whole from Redis."""
     a = deployment.server("A")
-    variables = {"first": 20}
     async with running([a]):
-        expected = await a.data(LIST_QUERY, variables)
-        assert await a.data(LIST_QUERY, variables) == expected
+        expected = await a.data(LIST_QUERY, PAGE)
+        assert await a.data(LIST_QUERY, PAGE) == expected
     async with running([a]):  # A': a new process, same settings
         before = await a.sql_statements()
-        assert await a.data(LIST_QUERY, variables) == expected
+        l2_hits = await a.metric("strata_cache_hits_total", missing=0.0, tier="l2")
+        first = await a.payload(LIST_QUERY, PAGE)
         after = await a.sql_statements()
+        assert first["data"] == expected
+        # Dev settings expose what the cache did: the whole response, from the shared tier.
+        assert first["extensions"]["cache"]["response"] == "hit"
+        assert first["extensions"]["cache"]["tier"] == "L2"
+        assert await a.metric("strata_cache_hits_total", tier="l2") > l2_hits
     print(f"\nA' ran {before:g} SQL statements at start, {after - before:g} for its first query")
     assert after == before
 
@@ -662,6 +584,7 @@ PAIRS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", list(PAIRS))
 async def test_no_stale_count_when_two_cached_fields_share_a_request_loader(
     deployment: Deployment, pair: str
@@ -690,18 +613,3 @@ async def test_no_stale_count_when_two_cached_fields_share_a_request_loader(
             await asyncio.sleep(0.05)  # A ran every write itself: no window to wait for
             got = await a.data(query)
             assert got == truth, f"round {round_}: A answers {got}, the database {truth}"
-
-
-async def test_an_idle_instance_reports_ok_once_redis_is_back(
-    deployment: Deployment, redis_server: RedisServer
-) -> None:
-    a = deployment.server("A", redis_url=redis_server.url)
-    async with running([a]):
-        assert (await a.readiness())["status"] == "ok"
-        await asyncio.to_thread(redis_server.stop)
-        for book in range(1, 6):  # a few reads while Redis is down open the breaker
-            await a.data(f'{{ book(id: "{book}") {{ title }} }}')
-        assert (await a.readiness())["status"] == "degraded"
-        await asyncio.to_thread(redis_server.start)
-        # The breaker's reset delay and the listener's longest backoff are both 1 s.
-        await _wait_for("ok again", lambda: _all_ready((a,), "ok"), 3.0, step=0.1)

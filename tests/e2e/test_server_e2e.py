@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,77 +11,44 @@ import httpx
 import pytest
 
 from tests.support.api import prepare_database
-from tests.support.redis_server import free_port
+from tests.support.probes import LIST_QUERY
+from tests.support.servers import Server, server_env
 
-STRATA = Path(sys.executable).parent / "strata"
-LIST_QUERY = """
-query List($first: Int!) {
-  books(first: $first) {
-    totalCount
-    edges { node { title author { name } reviewCount averageRating } }
-  }
-}
-"""
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-STARTUP_SECONDS = 20
-
-
-async def wait_until_healthy(
-    client: httpx.AsyncClient, process: asyncio.subprocess.Process, deadline: float
-) -> None:
-    while time.monotonic() < deadline:
-        if process.returncode is not None:
-            raise AssertionError(f"strata serve exited with {process.returncode}")
-        try:
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("strata serve did not answer /healthz in time")
 
 
 @pytest.fixture
-async def server(sqlite_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def server(
+    sqlite_url: str, key_prefix: str, tmp_path: Path
+) -> AsyncIterator[tuple[Server, str]]:
+    """One instance on SQLite, L1 only (no REDIS_URL), and an admin token; stopping it
+    must be graceful."""
     admin_token, _, _ = await prepare_database(sqlite_url)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
-    env.pop("REDIS_URL", None)
-    env.update(DATABASE_URL=sqlite_url, STRATA_ENV="dev")
-    process = await asyncio.create_subprocess_exec(
-        str(STRATA),
-        *("serve", "--host", "127.0.0.1", "--port", str(port)),
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    served = Server("serve", server_env(sqlite_url, None, key_prefix), tmp_path)
+    await served.start()
+    port = served.port
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            await wait_until_healthy(client, process, time.monotonic() + STARTUP_SECONDS)
-            yield client, admin_token
-        process.terminate()
-        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal.
-        assert await asyncio.wait_for(process.wait(), 10) in (0, -signal.SIGTERM)
-        async with httpx.AsyncClient() as probe:
-            with pytest.raises(httpx.TransportError):
-                await probe.get(f"http://127.0.0.1:{port}/healthz")
+        yield served, admin_token
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        code = await served.stop()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal.
+    assert code in (0, -signal.SIGTERM), f"exit status {code}:\n{served.log_tail()}"
+    async with httpx.AsyncClient() as probe:
+        with pytest.raises(httpx.TransportError):
+            await probe.get(f"http://127.0.0.1:{port}/healthz")
 
 
-async def test_served_over_real_http(server: tuple[httpx.AsyncClient, str]) -> None:
-    client, admin_token = server
+async def test_served_over_real_http(server: tuple[Server, str]) -> None:
+    served, admin_token = server
+    client = served.client
 
     posted = await client.post("/graphql", json={"query": LIST_QUERY, "variables": {"first": 5}})
     assert posted.status_code == 200
     assert posted.headers["content-type"].startswith("application/json")
     books = posted.json()["data"]["books"]
     assert len(books["edges"]) == 5
-    assert books["totalCount"] > 5
     assert all(edge["node"]["author"]["name"] for edge in books["edges"])
+    assert (await served.data("{ books { totalCount } }"))["books"]["totalCount"] > 5
 
     got = await client.get(
         "/graphql",
@@ -104,8 +67,10 @@ async def test_served_over_real_http(server: tuple[httpx.AsyncClient, str]) -> N
     )
     assert refused.status_code == 405
     assert refused.headers["allow"] == "POST"
-    count = await client.post("/graphql", json={"query": "{ authors { totalCount } }"})
-    assert count.json()["data"]["authors"]["totalCount"] == 12  # the seeded authors only
+    [error] = refused.json()["errors"]
+    assert "POST" in error["message"]
+    count = await served.data("{ authors { totalCount } }")
+    assert count["authors"]["totalCount"] == 12  # the seeded authors only
 
     ide = await client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
     assert ide.status_code == 200
@@ -120,5 +85,5 @@ async def test_served_over_real_http(server: tuple[httpx.AsyncClient, str]) -> N
     assert too_big.status_code == 413
 
     assert (await client.get("/readyz")).status_code == 200
-    metrics = await client.get("/metrics")
-    assert 'strata_rejected_requests_total{reason="mutation_over_get"} 1.0' in metrics.text
+    rejected = await served.metric("strata_rejected_requests_total", reason="mutation_over_get")
+    assert rejected == 1.0

@@ -9,9 +9,8 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from alembic import command
 
-from graph.cli.main import alembic_config
+from graph.cli import migrations
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "STRATA_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
@@ -28,7 +27,7 @@ def postgres_url(database: str) -> str:
 
 
 def migrate(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    migrations.upgrade(url)
 
 
 async def postgres_reachable() -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -15,12 +14,13 @@ from typing import Any
 
 import httpx
 
+from graph.observability.exposition import Scrape
 from tests.support.api import post_graphql
 from tests.support.redis_server import free_port
 
 STRATA = Path(sys.executable).parent / "strata"
+"""The console script of this environment: every test that runs `strata` runs this one."""
 STARTUP_SECONDS = 20.0
-SQL_STATEMENTS = re.compile(r"^strata_sql_statements_total (\S+)$", re.MULTILINE)
 
 
 class GraphQLFailure(AssertionError):
@@ -73,8 +73,9 @@ class Server:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{self.name} did not answer /healthz in time:\n{self.log_tail()}")
 
-    async def stop(self) -> None:
-        """SIGTERM (graceful), SIGKILL after 10 s; idempotent."""
+    async def stop(self) -> int | None:
+        """SIGTERM (graceful), SIGKILL after 10 s; idempotent. The exit status of the
+        process it stopped (None if none was running): -SIGKILL says it did not shut down."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -89,6 +90,7 @@ class Server:
         if self._log is not None:
             self._log.close()
             self._log = None
+        return None if process is None else process.returncode
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -109,10 +111,11 @@ class Server:
     ) -> httpx.Response:
         return await post_graphql(self.client, query, variables, token)
 
-    async def data(
+    async def payload(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
     ) -> dict[str, Any]:
-        """The `data` of a response that must be a 200 without errors."""
+        """The whole body (`data` and, in dev, `extensions`) of a response that must be a
+        200 without errors."""
         response = await self.post(query, variables, token)
         try:
             payload = response.json()
@@ -125,17 +128,30 @@ class Server:
             or not isinstance(payload.get("data"), dict)
         ):
             raise GraphQLFailure(f"{self.name}: {response.status_code} {payload!r} for {query}")
-        data: dict[str, Any] = payload["data"]
+        return payload
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """The `data` of a response that must be a 200 without errors."""
+        data: dict[str, Any] = (await self.payload(query, variables, token))["data"]
         return data
 
     # -- observability -----------------------------------------------------------------
 
+    async def metric(self, name: str, *, missing: float | None = None, **labels: str) -> float:
+        """The sum of the series `name` (with `labels`) on this process's /metrics;
+        `missing` if it has none (a labelled counter has no series until its first
+        increment), else that fails."""
+        found = Scrape.of((await self.client.get("/metrics")).text).total(name, **labels)
+        if found is None:
+            assert missing is not None, f"{self.name}: no {name} {labels} in /metrics"
+            return missing
+        return found
+
     async def sql_statements(self) -> float:
         """`strata_sql_statements_total` of this process."""
-        text = (await self.client.get("/metrics")).text
-        found = SQL_STATEMENTS.search(text)
-        assert found is not None, f"{self.name}: no strata_sql_statements_total in /metrics"
-        return float(found.group(1))
+        return await self.metric("strata_sql_statements_total")
 
     async def readiness(self) -> dict[str, Any]:
         response = await self.client.get("/readyz")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from graph.observability.exposition import parse
 from graph.settings import Settings
 from graph.web.dashboard import quantile
 from tests import conftest
@@ -36,8 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 BOOKS = "query Books { books(first: 5) { edges { node { id title author { name } } } } }"
 BOOK = "query Book($id: ID!) { book(id: $id) { id title reviewCount averageRating } }"
@@ -46,17 +45,6 @@ UPDATE = "mutation Rename($id: ID!, $title: String!) { updateBook(id: $id, input
 
 
 # --- /metrics, parsed --------------------------------------------------------------------
-
-
-def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    samples = {}
-    for line in text.splitlines():
-        found = SAMPLE.match(line)
-        if found is None or line.startswith("#"):
-            continue
-        name, labels, value = found.groups()
-        samples[(name, frozenset(LABEL.findall(labels or "")))] = float(value)
-    return samples
 
 
 def total(
@@ -68,7 +56,7 @@ def total(
 
 def headline(text: str) -> dict[str, int]:
     """The figures the page must show, as /metrics has them."""
-    samples = parse_metrics(text)
+    samples = parse(text)
     return {
         "requests-total": int(total(samples, "strata_request_seconds_count")),
         "response-hits": int(total(samples, "strata_response_cache_total", result="hit")),
@@ -105,6 +93,7 @@ async def settled_metrics(server: Server) -> str:
     raise AssertionError("/metrics kept changing after the traffic stopped")
 
 
+@pytest.mark.slow
 async def test_dashboard_in_a_browser_agrees_with_metrics(
     sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:

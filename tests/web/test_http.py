@@ -191,6 +191,9 @@ async def test_mutation_chosen_by_operation_name_over_get_is_405(sqlite_api: Api
         headers={"Authorization": f"Bearer {sqlite_api.admin_token}"},
     )
     assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    [error] = response.json()["errors"]
+    assert "POST" in error["message"]
     assert await author_count(sqlite_api) == before
 
 
@@ -208,12 +211,15 @@ async def test_head_never_runs_a_mutation(sqlite_api: Api) -> None:
     )
     # Like GET, HEAD takes its operation from the query string and ignores a body.
     assert response.status_code == 400
+    assert response.content == b""  # HEAD: the headers of the answer, never its body
     by_query_string = await sqlite_api.client.head(
         "/graphql",
         params={"query": CREATE_AUTHOR},
         headers={"Authorization": f"Bearer {sqlite_api.admin_token}"},
     )
     assert by_query_string.status_code == 405
+    assert by_query_string.headers["allow"] == "POST"
+    assert by_query_string.content == b""
     assert await author_count(sqlite_api) == before
 
 
@@ -221,11 +227,19 @@ async def test_head_with_a_query_behaves_like_get(sqlite_api: Api) -> None:
     response = await sqlite_api.client.head("/graphql", params={"query": "{ me { id } }"})
     assert response.status_code == 200
     assert media_type(response) == JSON
+    assert response.content == b""
+    got = await sqlite_api.client.get("/graphql", params={"query": "{ me { id } }"})
+    assert got.json() == {"data": {"me": None}}
+    # The same headers as GET's answer, its length and validator included.
+    for header in ("content-length", "etag", "cache-control", "vary"):
+        assert response.headers[header] == got.headers[header], header
 
 
 async def test_other_methods_are_405(sqlite_api: Api) -> None:
     response = await sqlite_api.client.put("/graphql", json={"query": "{ me { id } }"})
     assert response.status_code == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
+    assert response.text == "Method Not Allowed"
 
 
 # --- GraphiQL ------------------------------------------------------------------------------

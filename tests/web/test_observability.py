@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from graph.observability.exposition import Scrape
 from graph.settings import Settings
 from tests.support.api import Api, prepare_database, running_api
 from tests.support.servers import Server, running, server_env
 
 BOOK = 'query OneBook { book(id: "2") { title author { name } reviewCount } }'
-
-
-@pytest.fixture
-async def stats_api(cached_settings: Settings) -> AsyncIterator[Api]:
-    settings = cached_settings.model_copy(update={"expose_cache_stats": True})
-    async with running_api(settings) as api:
-        yield api
 
 
 async def stats_of(api: Api, query: str, token: str | None = None) -> dict[str, Any]:
@@ -81,13 +73,7 @@ async def test_each_operation_logs_one_json_line(
 
 
 def series(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match and all(part in (match.group(1) or "") for part in wanted.split(",") if part):
-            total += float(match.group(2))
-    return total
+    return Scrape.of(text).total(name, **labels) or 0.0
 
 
 async def test_metrics_follow_the_traffic(stats_api: Api) -> None:
@@ -113,6 +99,7 @@ async def test_metrics_follow_the_traffic(stats_api: Api) -> None:
     assert 'strata_cache_redis_errors_total{kind="timeout"} 0.0' in text
 
 
+@pytest.mark.slow
 async def test_metrics_add_up_across_worker_processes(
     sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:

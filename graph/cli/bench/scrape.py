@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+from graph.observability.exposition import Scrape
 
-Series = tuple[str, frozenset[tuple[str, str]]]
 SERVER_FIGURES = (
     "requests",
     "operations_executed",
@@ -24,39 +19,9 @@ SERVER_FIGURES = (
 )
 
 
-def parse(text: str) -> dict[Series, float]:
-    """Prometheus text exposition into {(name, labels): value}; comments skipped."""
-    values: dict[Series, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = LINE.match(line)
-        if match is None:
-            continue
-        name, labels, value = match.groups()
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        key = (name, frozenset(LABEL.findall(labels or "")))
-        values[key] = values.get(key, 0.0) + number
-    return values
-
-
-@dataclass(frozen=True, slots=True)
-class Scrape:
-    values: Mapping[Series, float]
-
-    def total(self, name: str, **labels: str) -> float | None:
-        """The sum of every series of `name` whose labels include `labels`; None if absent."""
-        wanted = set(labels.items())
-        found = [v for (n, ls), v in self.values.items() if n == name and wanted <= ls]
-        return sum(found) if found else None
-
-
 def scrape(base_url: str, timeout: float = 10.0) -> Scrape:
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout) as response:
-        return Scrape(parse(response.read().decode()))
+        return Scrape.of(response.read().decode())
 
 
 def _delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float | None:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
 
+from graph.cli import migrations
 from graph.cli.redis_process import free_port
 from models import Database
 from models.seed import SeedPlan, is_empty, seed
@@ -27,13 +26,6 @@ from models.tokens import create_token
 
 ROOT = Path(__file__).resolve().parents[3]
 STARTUP_SECONDS = 30.0
-
-
-def migrate(database_url: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +39,7 @@ def prepare_database(
 ) -> Tokens:
     """Migrates, seeds (the database must be empty) and creates the bearer tokens: one for
     each of the first `viewers` seeded users (reader1, reader2, ...) and one admin."""
-    migrate(database_url)
+    migrations.upgrade(database_url)
 
     async def run() -> Tokens:
         db = Database(database_url)

@@ -143,6 +143,14 @@ def token_create(
     print(asyncio.run(run()))
 
 
+@app.command("schema")
+def schema_command() -> None:
+    """Print the GraphQL SDL (kept equal to schema.graphql at the root, for codegen)."""
+    from graph.api.schema import build_schema
+
+    sys.stdout.write(build_schema(Settings(), observed=False).as_str() + "\n")
+
+
 @app.command()
 def bench(
     authors: Annotated[int, typer.Option(min=1)] = 1000,

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from alembic import command
 from alembic.config import Config
 from rich.console import Console
@@ -52,16 +51,10 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run the API with uvicorn."""
+    from graph.cli.serving import run
+
     with _metrics_shared_by(workers):
-        uvicorn.run(
-            "graph.web.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_level="warning",
-        )
+        run(host, port, workers)
 
 
 @contextmanager
@@ -215,4 +208,8 @@ def bench(
 
 
 def main() -> None:
+    from graph.cli.dev_env import load_dev_env
+
+    if (applied := load_dev_env()) is not None:
+        console.print(f"[dim]dev mode: the dev server's Redis and secret, from {applied}")
     sys.exit(app())

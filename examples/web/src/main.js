@@ -50,7 +50,12 @@ function makeClient() {
   return new ApolloClient({
     link: ApolloLink.from([
       new PersistedQueryLink({ sha256, useGETForHashedQueries: true }),
-      new HttpLink({ uri: API, headers }),
+      // `no-cache`: the browser may keep GET answers but asks the server before each
+      // reuse (If-None-Match, answered 304 when nothing changed). Strata's default
+      // Cache-Control (`no-cache`) asks the same; saying it here keeps this page right
+      // under STRATA_HTTP_CACHE=max-age too, where a browser would reuse an answer
+      // without asking and could show a review list from before the reader's own write.
+      new HttpLink({ uri: API, headers, fetchOptions: { cache: "no-cache" } }),
     ]),
     cache: new InMemoryCache(),
     // Every view asks the server: a repeated one costs a 304 or a response-cache hit

@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -160,7 +161,13 @@ def _print_dev_banner(extra: list[str], redis_url: str | None) -> None:
     print("\n".join(["", "Strata dev server:", *(f"  {line}" for line in lines), ""]), flush=True)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(extra: list[str]) -> int:
+    # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C: the server, its Redis, dev.env.
+    signal.signal(signal.SIGTERM, _interrupt)
     env = _venv_env()
     env.setdefault("STRATA_ENV", "dev")
     env.setdefault("STRATA_LOG_FORMAT", "console")

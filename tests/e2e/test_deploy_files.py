@@ -29,7 +29,7 @@ from tests import conftest
 from tests.support.api import running_api
 from tests.support.redis_server import free_port, redis_server_binary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = DEPLOY / "docker-entrypoint.sh"

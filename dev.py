@@ -2,6 +2,7 @@
 """Bootstrap and run Strata from a fresh clone with nothing but Python 3.11+.
 
     python3 dev.py serve   # venv from the lock file, migrate, seed once, serve GraphiQL
+    python3 dev.py serve --port 8001 --host 0.0.0.0   # any `strata serve` option
     python3 dev.py test    # venv from the lock file, ruff, mypy, the whole pytest suite
 
 Only the standard library is used here: this file runs before the environment exists.
@@ -13,6 +14,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -108,9 +110,67 @@ def _start_local_redis() -> tuple[subprocess.Popen[bytes], str] | None:
     return None
 
 
+DEV_ENV = STATE / "dev.env"
+"""What `strata` commands run in this directory read while the dev server runs (the rule
+is in graph/cli/dev_env.py): its Redis, its secret, its database."""
+DEV_ENV_KEYS = ("REDIS_URL", "STRATA_CACHE_SECRET", "DATABASE_URL", "STRATA_ENV")
+
+
+def _option(extra: list[str], name: str, default: str) -> str:
+    """The value of `--name V` or `--name=V` among `strata serve`'s arguments."""
+    for i, arg in enumerate(extra):
+        if arg == name and i + 1 < len(extra):
+            return extra[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def write_dev_env(env: dict[str, str], path: Path = DEV_ENV) -> None:
+    """The dev server's settings for the other `strata` commands, readable by us alone."""
+    database = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{ROOT / 'strata.db'}"
+    values = {**{k: env[k] for k in DEV_ENV_KEYS if env.get(k)}, "DATABASE_URL": database}
+    lines = [f"{k}={values[k]}\n" for k in DEV_ENV_KEYS if k in values]
+    path.parent.mkdir(exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(
+        "# Written by `python3 dev.py serve` while it runs; read by `strata` commands\n"
+        + "".join(lines)
+    )
+
+
+def _print_dev_banner(extra: list[str], redis_url: str | None) -> None:
+    host = _option(extra, "--host", "127.0.0.1")
+    port = _option(extra, "--port", "8000")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    lines = [
+        f"GraphiQL   {base}/graphql",
+        f"dashboard  {base}/dashboard",
+        f"metrics    {base}/metrics",
+    ]
+    if redis_url is None:
+        lines.append("Redis      none (memory tier only)")
+    else:
+        socket = redis_url.removeprefix("unix://")
+        lines.append(f"Redis      {redis_url}  (redis-cli -s {socket})")
+        lines.append(
+            f"CLI        `strata cache stats --server {base}` and every `strata` command "
+            f"run in {ROOT} use this Redis and secret (from {DEV_ENV.relative_to(ROOT)})"
+        )
+    print("\n".join(["", "Strata dev server:", *(f"  {line}" for line in lines), ""]), flush=True)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(extra: list[str]) -> int:
+    # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C: the server, its Redis, dev.env.
+    signal.signal(signal.SIGTERM, _interrupt)
     env = _venv_env()
     env.setdefault("STRATA_ENV", "dev")
+    env.setdefault("STRATA_LOG_FORMAT", "console")
     STATE.mkdir(exist_ok=True)
     env.setdefault("STRATA_CACHE_SECRET", _dev_secret())
     redis = None if env.get("REDIS_URL") else _start_local_redis()
@@ -122,11 +182,15 @@ def serve(extra: list[str]) -> int:
             code = _run(strata, *step, env=env)
             if code != 0:
                 return code
+        if redis is not None:
+            write_dev_env(env)
+        _print_dev_banner(extra, env.get("REDIS_URL"))
         return _run(strata, "serve", *extra, env=env)
     except KeyboardInterrupt:
         return 0
     finally:
         if redis is not None:
+            DEV_ENV.unlink(missing_ok=True)
             redis[0].terminate()
             redis[0].wait(timeout=10)
 

@@ -10,6 +10,14 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./strata.db"
+# Origins a browser page may call the API from in dev mode when STRATA_CORS_ORIGINS is
+# unset: the usual local dev servers (Vite's 5173, and 3000 for Next.js and friends).
+DEV_CORS_ORIGINS = (
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+)
 
 
 class Settings(BaseSettings):
@@ -44,8 +52,11 @@ class Settings(BaseSettings):
     max_cost: int = Field(10_000, ge=1)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # Comma-separated origins allowed to call the API from a browser; unset: see
+    # `cors_allowed_origins` (none in production, DEV_CORS_ORIGINS in dev).
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
 
-    @field_validator("response_cache_exclude", mode="before")
+    @field_validator("response_cache_exclude", "cors_origins", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
@@ -55,6 +66,12 @@ class Settings(BaseSettings):
     @property
     def dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def cors_allowed_origins(self) -> list[str]:
+        if self.cors_origins is None:
+            return list(DEV_CORS_ORIGINS) if self.dev else []
+        return [origin.rstrip("/") for origin in self.cors_origins]
 
     @property
     def cache_enabled(self) -> bool:

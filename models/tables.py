@@ -22,8 +22,14 @@ def _created_at() -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=False)
 
 
+# SQLite: AUTOINCREMENT, so a deleted row's id is never handed out again (SPEC 2); a
+# PostgreSQL sequence never reuses a value anyway. Migration 0002 applies it.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
@@ -35,6 +41,7 @@ class ApiToken(SQLModel, table=True):
     """A bearer token, kept only as its SHA-256 digest."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(sa_column=_fk("users.id"))
@@ -44,6 +51,7 @@ class ApiToken(SQLModel, table=True):
 
 class Author(SQLModel, table=True):
     __tablename__ = "authors"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
@@ -56,6 +64,7 @@ class Book(SQLModel, table=True):
     __table_args__ = (
         Index("ix_books_author_id_id", "author_id", "id"),
         Index("ix_books_genre_id", "genre", "id"),
+        NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -72,6 +81,7 @@ class Review(SQLModel, table=True):
     __table_args__ = (
         Index("ix_reviews_book_id_id", "book_id", "id"),
         Index("ix_reviews_reviewer_id_id", "reviewer_id", "id"),
+        NEVER_REUSE_IDS,
     )
 
     id: int | None = Field(default=None, primary_key=True)

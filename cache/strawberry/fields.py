@@ -98,7 +98,11 @@ class RequestCache:
         self.policy.include(ttl, scope)
         if self.on_read is not None:
             self.on_read(keys)
-        return await self.cache.get_many_or_load(keys, load, ttl=ttl, tags=tags)
+        found = await self.cache.get_many_or_load(keys, load, ttl=ttl, tags=tags)
+        if any(value is None for value in found.values()):
+            # A not-found answer is kept only not_found_ttl (SPEC 6.13): promise no more.
+            self.policy.include(self.cache.config.not_found_ttl, scope)
+        return found
 
     def recall(self, key: str) -> tuple[bool, Any]:
         if key in self._memo:

@@ -13,6 +13,7 @@ from graph.api import tags
 from graph.api.context import Info
 from graph.api.errors import ErrorCode, api_error, bad_input, from_catalogue_error, not_found
 from graph.api.ids import parse_id
+from graph.api.tag_grammar import check_manual_tags
 from graph.api.types import Author, Book, Review
 from models import CatalogueError, UserRecord, writes
 
@@ -198,4 +199,5 @@ class Mutation:
     @strawberry.mutation
     async def invalidate_cache(self, info: Info, tags: list[str]) -> int:
         _admin(info)
+        check_manual_tags(tags)
         return await info.context.invalidate_tags(tags, "admin")

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cache import CacheAdmin
+from graph.api.tag_grammar import check_manual_tags
 from graph.observability.exposition import Scrape
 from graph.services import Services
 from graph.settings import Settings
@@ -161,9 +162,15 @@ def inspect(key: str, as_json: JsonOption = False) -> None:
 @cache_app.command("invalidate")
 def invalidate(
     tag: Annotated[list[str], typer.Option("--tag", help="A tag to bump; repeat for more")],
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Bump the tags as given, even outside the tag grammar")
+    ] = False,
 ) -> None:
-    """Invalidate every cached value that depends on the given tags, on every instance."""
+    """Invalidate every cached value that depends on the given tags, on every instance.
+    Tags must be of a form the app uses (see the README); --raw bumps any tag."""
     try:
+        if not raw:
+            check_manual_tags(tag)
         bumped = _run(lambda services, _admin: services.invalidate_tags(tag, "cli"))
     except GraphQLError as error:  # the tags were refused
         errors.print(f"[red]{error.message}")

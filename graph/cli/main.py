@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -44,16 +43,10 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run the API with uvicorn."""
+    from graph.cli.serving import run
+
     with _metrics_shared_by(workers):
-        uvicorn.run(
-            "graph.web.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_level="warning",
-        )
+        run(host, port, workers)
 
 
 @contextmanager
@@ -135,6 +128,14 @@ def token_create(
     print(asyncio.run(run()))
 
 
+@app.command("schema")
+def schema_command() -> None:
+    """Print the GraphQL SDL (kept equal to schema.graphql at the root, for codegen)."""
+    from graph.api.schema import build_schema
+
+    sys.stdout.write(build_schema(Settings(), observed=False).as_str() + "\n")
+
+
 @app.command()
 def bench(
     authors: Annotated[int, typer.Option(min=1)] = 1000,
@@ -199,4 +200,8 @@ def bench(
 
 
 def main() -> None:
+    from graph.cli.dev_env import load_dev_env
+
+    if (applied := load_dev_env()) is not None:
+        console.print(f"[dim]dev mode: the dev server's Redis and secret, from {applied}")
     sys.exit(app())

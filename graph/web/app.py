@@ -16,6 +16,7 @@ from graph.observability.logs import configure_logging
 from graph.observability.metrics import CONTENT_TYPE_LATEST
 from graph.services import Services
 from graph.settings import Settings
+from graph.web.cors import cors_middleware
 from graph.web.dashboard import routes as dashboard_routes
 from graph.web.endpoint import GraphQLEndpoint
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *dashboard_routes(),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
+        middleware=cors_middleware(settings.cors_allowed_origins),
         lifespan=lifespan,
     )
     app.state.services = services

@@ -52,7 +52,7 @@ async def test_etag_and_not_modified(cached_api: Api) -> None:
     query = '{ book(id: "1") { title } }'
     first = await get(cached_api, query)
     etag = first.headers["etag"]
-    assert first.headers["vary"] == "Accept, Authorization"
+    assert first.headers["vary"] == "Accept, Authorization, Origin"  # Origin: CORS on in dev
     again = await get(cached_api, query, **{"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""

@@ -1,0 +1,1 @@
+"""Strawberry GraphQL glue for the tiered cache."""

@@ -46,7 +46,11 @@ def fingerprint(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+# Operation, StoredResponse, Executed, Hit and Fresh are built on every request: plain
+# slots dataclasses, treated as immutable (a frozen one pays an object.__setattr__ per field).
+
+
+@dataclass(slots=True)
 class Operation:
     """What a response is looked up by: the operation and who asks for it."""
 
@@ -56,7 +60,7 @@ class Operation:
     viewer: str | None  # the viewer's id; None for an anonymous request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredResponse:
     """What a hit sends: the body (without `extensions`), its freshness and digest."""
 
@@ -75,7 +79,7 @@ class StoredResponse:
         return cls(bytes(body), float(max_age), bool(private), str(digest), tier)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Executed(Generic[R]):
     """What execution hands back: the body as it would be stored, the policy it earned
     (None when it must never be reused: a write, or any error), and the caller's own
@@ -86,14 +90,14 @@ class Executed(Generic[R]):
     result: R
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hit:
     response: StoredResponse
     operation_name: str | None  # as the client gave it or as its document says
     outcome: ClassVar[Outcome] = "hit"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fresh(Generic[R]):
     executed: Executed[R]
     stored: StoredResponse | None  # what was kept for the next asker; None: nothing

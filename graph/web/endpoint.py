@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Counter
 from starlette.authentication import AuthenticationError
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
@@ -56,7 +57,7 @@ class GraphQLEndpoint:
         histogram = services.metrics.request_seconds
         self._latency = {method: histogram.labels(method=method) for method in METHODS}
         counter = services.metrics.response_cache
-        self._outcomes: dict[Outcome, Any] = {
+        self._outcomes: dict[Outcome, Counter] = {
             outcome: counter.labels(result=outcome) for outcome in ("hit", "miss", "skip")
         }
 

@@ -21,6 +21,7 @@ from cache.strawberry.persisted_queries import (
     PersistedQueryNotFound,
 )
 from graph.api.errors import ErrorCode
+from graph.web.http_caching import SAFE_METHODS
 
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -150,7 +151,7 @@ async def read_params(
     request: Request, max_body_bytes: int, persisted: PersistedQueries
 ) -> GraphQLParams:
     """The operation a GET, HEAD or POST asks for, with its document."""
-    if request.method in ("GET", "HEAD"):
+    if request.method in SAFE_METHODS:
         params = params_from_query_string(request)
     else:
         params = await params_from_body(request, max_body_bytes)

@@ -30,8 +30,13 @@ class PersistedQueryNotFound(PersistedQueryError):
         super().__init__("PersistedQueryNotFound")
 
 
+def names_a_hash(extensions: Mapping[str, Any] | None) -> bool:
+    """Whether the request uses the protocol at all (cheap: checked on every request)."""
+    return extensions is not None and "persistedQuery" in extensions
+
+
 def _hash_of(extensions: Mapping[str, Any] | None) -> str | None:
-    if not extensions or "persistedQuery" not in extensions:
+    if extensions is None or "persistedQuery" not in extensions:
         return None
     persisted = extensions["persistedQuery"]
     if not isinstance(persisted, dict) or persisted.get("version") != 1:

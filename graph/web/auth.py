@@ -1,34 +1,37 @@
 """Who is asking: one Starlette authentication backend for every surface that identifies.
 
 `Authorization: Bearer <token>` names a user; no header is an anonymous request. A header
-that is not a bearer token, or a token nobody holds, is refused (401) by the surface's own
-`on_error`, so each answers in its own shape (a GraphQL error on /graphql, JSON on the
-dashboard) with the same challenge.
+that is not a bearer token, or a token nobody holds, raises an AuthenticationError that
+the surface answers in its own shape (a GraphQL error on /graphql, JSON on the dashboard),
+with the same 401 challenge.
 
-The middleware wraps the routes that need it, not the whole app: health checks and static
+Routes call `BearerTokens.identify` themselves instead of sitting behind Starlette's
+AuthenticationMiddleware. It does what the middleware does (`request.user` and
+`request.auth` are set the same way), but the middleware costs a measurable share of a
+response-cache hit (docs/benchmarks.md: an ASGI layer and a second parse of the headers),
+and called from the endpoint the caller is identified at the point it always was: after
+the request is read, inside the operation's figures. Health checks, /metrics and static
 files never pay for it.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
     AuthenticationError,
     BaseUser,
+    UnauthenticatedUser,
 )
-from starlette.middleware import Middleware
-from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
-from starlette.responses import Response
 
 from graph.services import Services
 from models import UserRecord
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="strata"'}
 ADMIN = "admin"  # the credential scope of an admin's token
+# What Starlette gives an anonymous request; shared, never mutated.
+ANONYMOUS = (AuthCredentials(), UnauthenticatedUser())
 
 
 class MalformedAuthorization(AuthenticationError):
@@ -75,6 +78,12 @@ class BearerTokens(AuthenticationBackend):
         scopes = ["authenticated", ADMIN] if user.is_admin else ["authenticated"]
         return AuthCredentials(scopes), Viewer(user)
 
+    async def identify(self, conn: HTTPConnection) -> None:
+        """Set `conn.user` and `conn.auth` as AuthenticationMiddleware would; raises
+        AuthenticationError for a malformed header or an unknown token."""
+        credentials, user = await self.authenticate(conn) or ANONYMOUS
+        conn.scope["auth"], conn.scope["user"] = credentials, user
+
 
 def viewer_of(conn: HTTPConnection) -> UserRecord | None:
     """The user the request identified, None when anonymous."""
@@ -84,10 +93,3 @@ def viewer_of(conn: HTTPConnection) -> UserRecord | None:
 
 def is_admin(conn: HTTPConnection) -> bool:
     return ADMIN in conn.auth.scopes
-
-
-def authenticated(
-    backend: BearerTokens, on_error: Callable[[HTTPConnection, AuthenticationError], Response]
-) -> Middleware:
-    """The middleware for one route: identifies with `backend`, refuses with `on_error`."""
-    return Middleware(AuthenticationMiddleware, backend=backend, on_error=on_error)

@@ -23,14 +23,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.authentication import AuthenticationError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from graph.observability.metrics import MULTIPROCESS_DIR
 from graph.services import Services
 from graph.settings import Settings
-from graph.web.auth import CHALLENGE, BearerTokens, authenticated, is_admin
+from graph.web.auth import CHALLENGE, BearerTokens, is_admin
 
 PAGE = Path(__file__).parent / "static" / "dashboard" / "index.html"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -180,13 +180,14 @@ def snapshot(services: Services) -> dict[str, Any]:
     }
 
 
-def refuse_authentication(_conn: HTTPConnection, error: AuthenticationError) -> Response:
-    """The authentication middleware's `on_error`: a malformed header or an unknown token."""
-    return JSONResponse({"error": str(error)}, status_code=401, headers={**CHALLENGE, **NO_STORE})
-
-
-def refusal(request: Request) -> Response | None:
-    """None when an admin asks; the middleware has identified the caller already."""
+async def refusal(request: Request, backend: BearerTokens) -> Response | None:
+    """None when an admin asks."""
+    try:
+        await backend.identify(request)
+    except AuthenticationError as error:  # a malformed header or an unknown token
+        return JSONResponse(
+            {"error": str(error)}, status_code=401, headers={**CHALLENGE, **NO_STORE}
+        )
     if not request.user.is_authenticated:
         return JSONResponse(
             {"error": "an admin's bearer token is required"},
@@ -209,24 +210,17 @@ async def open_data(request: Request) -> Response:
     return JSONResponse(snapshot(services), headers=NO_STORE)
 
 
-async def admin_data(request: Request) -> Response:
-    refused = refusal(request)
-    if refused is not None:
-        return refused
-    return await open_data(request)
-
-
 def routes(settings: Settings, backend: BearerTokens) -> list[Route]:
-    """The page for anyone; the data for anyone in dev, for admins in production (there
-    the caller is identified first, so a bad token is refused before any figure is read)."""
-    if settings.dev:
-        data = Route("/dashboard/data", open_data, methods=["GET"], name="dashboard-data")
-    else:
-        data = Route(
-            "/dashboard/data",
-            admin_data,
-            methods=["GET"],
-            name="dashboard-data",
-            middleware=[authenticated(backend, refuse_authentication)],
-        )
-    return [Route("/dashboard", page, methods=["GET"], name="dashboard"), data]
+    """The page for anyone; the data for anyone in dev, for admins in production."""
+
+    async def admin_data(request: Request) -> Response:
+        refused = await refusal(request, backend)
+        if refused is not None:
+            return refused
+        return await open_data(request)
+
+    data = open_data if settings.dev else admin_data
+    return [
+        Route("/dashboard", page, methods=["GET"], name="dashboard"),
+        Route("/dashboard/data", data, methods=["GET"], name="dashboard-data"),
+    ]

@@ -2,11 +2,12 @@
 
 One request, in order, each step in the module that owns it:
 
-1. who asks: the authentication middleware has set `request.user` (graph/web/auth.py);
-2. what is asked: parameters and document (graph/web/requests.py);
-3. the response cache answers, from storage or by executing, and decides what to keep
+1. what is asked, and who asks: parameters (graph/web/requests.py), the viewer (the
+   app's one authentication backend, graph/web/auth.py), the document (persisted
+   queries, cache/strawberry/persisted_queries.py);
+2. the response cache answers, from storage or by executing, and decides what to keep
    (cache/strawberry/response_cache.py, with graph/web/execution.py as its `execute`);
-4. the answer goes out with its HTTP caching headers (graph/web/http_caching.py).
+3. the answer goes out with its HTTP caching headers (graph/web/http_caching.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from prometheus_client import Counter
 from starlette.authentication import AuthenticationError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.types import ExecutionResult
 
@@ -27,7 +28,7 @@ from graph.api.errors import ErrorCode
 from graph.observability.operations import OperationStats, observing_operation, report
 from graph.services import Services
 from graph.web import results
-from graph.web.auth import CHALLENGE, viewer_of
+from graph.web.auth import CHALLENGE, BearerTokens, viewer_of
 from graph.web.execution import Execution
 from graph.web.http_caching import (
     NO_STORE,
@@ -37,7 +38,14 @@ from graph.web.http_caching import (
     etag_of,
     stored_headers,
 )
-from graph.web.requests import RequestError, read_params, response_media_type, wants_ide
+from graph.web.requests import (
+    RequestError,
+    read_params,
+    response_media_type,
+    wants_ide,
+    with_document,
+)
+from models import UserRecord
 
 # Strawberry's GraphiQL page with its assets vendored under /static/graphiql (no CDN), read
 # once: it never changes while the process runs.
@@ -47,8 +55,9 @@ METHODS = ("GET", "HEAD", "POST")
 
 
 class GraphQLEndpoint:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, backend: BearerTokens) -> None:
         self.services = services
+        self.backend = backend
         self.responses = services.responses
         self.execution = Execution(services)
         self.graphiql = services.settings.graphiql
@@ -77,9 +86,9 @@ class GraphQLEndpoint:
     async def _answer(self, request: Request, media_type: str, stats: OperationStats) -> Response:
         if self.graphiql and request.method in SAFE_METHODS and wants_ide(request):
             return HTMLResponse(GRAPHIQL_HTML)
-        settings = self.services.settings
-        params = await read_params(request, settings.max_body_bytes, self.services.persisted)
-        viewer = viewer_of(request)
+        params = await read_params(request, self.services.settings.max_body_bytes)
+        viewer = await self._identify(request)
+        params = await with_document(params, self.services.persisted)
         operation = Operation(
             params.query,
             params.operation_name,
@@ -94,6 +103,15 @@ class GraphQLEndpoint:
             stats.name = answer.operation_name
             return self._replay(request, answer.response, media_type, stats)
         return self._fresh(request, answer, media_type)
+
+    async def _identify(self, request: Request) -> UserRecord | None:
+        try:
+            await self.backend.identify(request)
+        except AuthenticationError as error:  # a malformed header or an unknown token
+            raise RequestError(
+                401, str(error), "bad_token", code=ErrorCode.UNAUTHENTICATED, headers=CHALLENGE
+            ) from None
+        return viewer_of(request)
 
     def _replay(
         self, request: Request, stored: StoredResponse, media_type: str, stats: OperationStats
@@ -133,11 +151,3 @@ class GraphQLEndpoint:
             media_type=media_type,
             headers={"Cache-Control": NO_STORE, **error.headers},
         )
-
-    def refuse_authentication(self, conn: HTTPConnection, error: AuthenticationError) -> Response:
-        """The authentication middleware's `on_error`: a malformed header or an unknown
-        token, answered like every other refused request."""
-        refusal = RequestError(
-            401, str(error), "bad_token", code=ErrorCode.UNAUTHENTICATED, headers=CHALLENGE
-        )
-        return self._refuse(refusal, response_media_type(conn))

@@ -19,6 +19,7 @@ from cache.strawberry.persisted_queries import (
     PersistedQueries,
     PersistedQueryError,
     PersistedQueryNotFound,
+    names_a_hash,
 )
 from graph.api.errors import ErrorCode
 from graph.web.http_caching import SAFE_METHODS
@@ -135,6 +136,8 @@ async def params_from_body(request: Request, limit: int) -> GraphQLParams:
 
 async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> GraphQLParams:
     """The params with the document to execute (SPEC: automatic persisted queries)."""
+    if not names_a_hash(params.extensions):  # most requests do not use the protocol
+        return params
     try:
         query = await persisted.document(params.query, params.extensions)
     except PersistedQueryNotFound as error:
@@ -147,12 +150,8 @@ async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> G
     return params if query is params.query else dataclasses.replace(params, query=query)
 
 
-async def read_params(
-    request: Request, max_body_bytes: int, persisted: PersistedQueries
-) -> GraphQLParams:
-    """The operation a GET, HEAD or POST asks for, with its document."""
+async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
+    """The operation a GET, HEAD or POST asks for."""
     if request.method in SAFE_METHODS:
-        params = params_from_query_string(request)
-    else:
-        params = await params_from_body(request, max_body_bytes)
-    return await with_document(params, persisted)
+        return params_from_query_string(request)
+    return await params_from_body(request, max_body_bytes)

@@ -81,6 +81,9 @@ class BearerTokens(AuthenticationBackend):
     async def identify(self, conn: HTTPConnection) -> None:
         """Set `conn.user` and `conn.auth` as AuthenticationMiddleware would; raises
         AuthenticationError for a malformed header or an unknown token."""
+        if "authorization" not in conn.headers:  # most requests: no lookup to await
+            conn.scope["auth"], conn.scope["user"] = ANONYMOUS
+            return
         credentials, user = await self.authenticate(conn) or ANONYMOUS
         conn.scope["auth"], conn.scope["user"] = credentials, user
 

@@ -16,6 +16,8 @@ from sqlalchemy import text
 
 from cache import NOT_FOUND, CacheConfig, TieredCache
 from cache.strawberry import RequestCache
+from cache.strawberry.persisted_queries import PersistedQueries
+from cache.strawberry.response_cache import ResponseCache
 from graph.api.context import Context
 from graph.api.errors import bad_input
 from graph.api.schema import build_schema
@@ -23,7 +25,6 @@ from graph.observability.activity import Activity
 from graph.observability.metrics import Metrics, tag_kind
 from graph.observability.operations import count_sql, tags_invalidated
 from graph.settings import Settings
-from graph.web.response_cache import ResponseCache
 from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
 from models.tokens import digest, is_plausible, token_tag, user_for_token
 
@@ -33,7 +34,7 @@ MAX_TAGS_PER_CALL = 1000
 MAX_TAG_LENGTH = 200
 TOKEN_TTL = 300.0  # `strata token revoke` invalidates the lookup's tag on every instance
 STATS_SYNC_SECONDS = 1.0
-CACHE_FORMAT = 2  # bump when the shape of cached values changes without the schema changing
+CACHE_FORMAT = 3  # bump when the shape of cached values changes without the schema changing
 
 
 def cache_namespace(prefix: str, schema: strawberry.Schema) -> str:
@@ -59,6 +60,18 @@ def cache_config(settings: Settings, namespace: str) -> CacheConfig:
     )
 
 
+def response_cache(settings: Settings, cache: TieredCache, activity: Activity) -> ResponseCache:
+    return ResponseCache(
+        cache,
+        max_ttl=float(settings.response_cache_max_ttl),
+        max_bytes=settings.response_cache_max_bytes,
+        max_tokens=settings.max_tokens,
+        excluded=settings.response_cache_exclude,
+        enabled=settings.cache_enabled and settings.response_cache,
+        on_read=activity.hot_keys.seen,
+    )
+
+
 def check_tags(tags: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(tags))
     if len(wanted) > MAX_TAGS_PER_CALL:
@@ -76,6 +89,7 @@ class Services:
     metrics: Metrics
     cache: TieredCache
     responses: ResponseCache
+    persisted: PersistedQueries
     activity: Activity
     _sync: asyncio.Task[None] | None = None
 
@@ -94,7 +108,8 @@ class Services:
             schema=schema,
             metrics=metrics,
             cache=cache,
-            responses=ResponseCache(cache, settings, activity.hot_keys.seen),
+            responses=response_cache(settings, cache, activity),
+            persisted=PersistedQueries(cache),
             activity=activity,
         )
 

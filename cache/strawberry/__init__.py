@@ -1,4 +1,5 @@
-"""The Strawberry glue: per-field caching and the per-request view of the cache.
+"""The Strawberry glue: per-field caching, the per-request view of the cache, the
+whole-response cache and persisted queries.
 
 Kept out of ``cache`` itself so that the engine imports without Strawberry installed.
 """

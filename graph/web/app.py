@@ -16,8 +16,9 @@ from graph.observability.logs import configure_logging
 from graph.observability.metrics import CONTENT_TYPE_LATEST
 from graph.services import Services
 from graph.settings import Settings
+from graph.web import dashboard
+from graph.web.auth import BearerTokens
 from graph.web.cors import cors_middleware
-from graph.web.dashboard import routes as dashboard_routes
 from graph.web.endpoint import GraphQLEndpoint
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -61,13 +62,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await services.close()
 
+    backend = BearerTokens(services)
+    graphql = GraphQLEndpoint(services, backend)
     app = Starlette(
         routes=[
-            Route("/graphql", GraphQLEndpoint(services).handle, methods=["GET", "POST"]),
+            Route("/graphql", graphql.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            *dashboard_routes(),
+            *dashboard.routes(settings, backend),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=cors_middleware(settings.cors_allowed_origins),

@@ -5,8 +5,9 @@ The numbers come from the registry /metrics renders (every worker's, added up, u
 hot tags and recent invalidations are this process's own (graph.observability.activity).
 
 Open in dev mode; in production `/dashboard/data` wants an admin's bearer token (the page
-asks for one and keeps it in sessionStorage). Looking the token up is a cache read, so in
-production each poll adds one L1 hit (or an L2 hit, or one SQL query) to the figures.
+asks for one and keeps it in sessionStorage), checked by the app's one authentication
+backend (graph/web/auth.py). Looking the token up is a cache read, so in production each
+poll adds one L1 hit (or an L2 hit, or one SQL query) to the figures.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from graph.observability.metrics import MULTIPROCESS_DIR
 from graph.services import Services
+from graph.settings import Settings
+from graph.web.auth import CHALLENGE, BearerTokens, is_admin
 
 PAGE = Path(__file__).parent / "static" / "dashboard" / "index.html"
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="strata"'}
 NO_STORE = {"Cache-Control": "no-store"}
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 TOP = 10
@@ -177,25 +180,21 @@ def snapshot(services: Services) -> dict[str, Any]:
     }
 
 
-async def refusal(request: Request, services: Services) -> Response | None:
-    """None when the caller may read the data: anyone in dev, admins in production."""
-    if services.settings.dev:
-        return None
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+async def refusal(request: Request, backend: BearerTokens) -> Response | None:
+    """None when an admin asks."""
+    try:
+        await backend.identify(request)
+    except AuthenticationError as error:  # a malformed header or an unknown token
+        return JSONResponse(
+            {"error": str(error)}, status_code=401, headers={**CHALLENGE, **NO_STORE}
+        )
+    if not request.user.is_authenticated:
         return JSONResponse(
             {"error": "an admin's bearer token is required"},
             status_code=401,
             headers={**CHALLENGE, **NO_STORE},
         )
-    viewer = await services.viewer_for_token(token.strip())
-    if viewer is None:
-        return JSONResponse(
-            {"error": "the bearer token is not valid"},
-            status_code=401,
-            headers={**CHALLENGE, **NO_STORE},
-        )
-    if not viewer.is_admin:
+    if not is_admin(request):
         return JSONResponse(
             {"error": "the dashboard is for admins"}, status_code=403, headers=NO_STORE
         )
@@ -206,15 +205,21 @@ async def page(_request: Request) -> Response:
     return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-async def data(request: Request) -> Response:
+async def open_data(request: Request) -> Response:
     services: Services = request.app.state.services
-    refused = await refusal(request, services)
-    if refused is not None:
-        return refused
     return JSONResponse(snapshot(services), headers=NO_STORE)
 
 
-def routes() -> list[Route]:
+def routes(settings: Settings, backend: BearerTokens) -> list[Route]:
+    """The page for anyone; the data for anyone in dev, for admins in production."""
+
+    async def admin_data(request: Request) -> Response:
+        refused = await refusal(request, backend)
+        if refused is not None:
+            return refused
+        return await open_data(request)
+
+    data = open_data if settings.dev else admin_data
     return [
         Route("/dashboard", page, methods=["GET"], name="dashboard"),
         Route("/dashboard/data", data, methods=["GET"], name="dashboard-data"),

@@ -1,13 +1,16 @@
-"""HTTP caching of GraphQL responses: Cache-Control, ETag and 304 Not Modified."""
+"""HTTP caching of GraphQL responses: Cache-Control, ETag and 304 Not Modified.
+
+The cache says how fresh a response is and what it used (a CachePolicy, or a stored
+response's max-age and scope); this module alone spells that as HTTP headers.
+"""
 
 from __future__ import annotations
-
-import hashlib
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cache.strawberry import CachePolicy
+from cache.strawberry.response_cache import StoredResponse, fingerprint
 
 NO_STORE = "no-store"
 SAFE_METHODS = ("GET", "HEAD")
@@ -16,17 +19,26 @@ SAFE_METHODS = ("GET", "HEAD")
 VARY = "Accept, Authorization"
 
 
-def cache_control_of(policy: CachePolicy) -> str:
-    """The header a response may carry given what it used: the smallest TTL, and
-    ``private`` if any per-viewer field was read."""
-    if policy.max_age is None:
+def cache_control(max_age: float | None, private: bool) -> str:
+    if max_age is None:
         return NO_STORE
-    visibility = "private" if policy.private else "public"
-    return f"{visibility}, max-age={int(policy.max_age)}"
+    return f"{'private' if private else 'public'}, max-age={int(max_age)}"
+
+
+def cache_control_of(policy: CachePolicy | None) -> str:
+    """The header of a fresh response; None is the policy of one that may not be reused."""
+    return NO_STORE if policy is None else cache_control(policy.max_age, policy.private)
 
 
 def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    # The stored response's fingerprint, quoted: a fresh answer and the replay of the
+    # stored one carry the same ETag.
+    return f'"{fingerprint(body)}"'
+
+
+def stored_headers(stored: StoredResponse) -> tuple[str, str]:
+    """Cache-Control and ETag of a stored response."""
+    return cache_control(stored.max_age, stored.private), f'"{stored.fingerprint}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

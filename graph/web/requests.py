@@ -1,4 +1,5 @@
-"""Reading a GraphQL-over-HTTP request: its parameters from a query string or a body.
+"""Reading a GraphQL-over-HTTP request: its parameters from a query string or a body, and
+its document from the persisted queries when it sent only a hash.
 
 Everything a client can get wrong here is refused with a 4xx and a GraphQL-shaped error
 before a document reaches the executor.
@@ -6,14 +7,22 @@ before a document reaches the executor.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
+from cache.strawberry.persisted_queries import (
+    PersistedQueries,
+    PersistedQueryError,
+    PersistedQueryNotFound,
+    names_a_hash,
+)
 from graph.api.errors import ErrorCode
+from graph.web.http_caching import SAFE_METHODS
 
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -48,7 +57,7 @@ class GraphQLParams:
     extensions: dict[str, Any] | None
 
 
-def response_media_type(request: Request) -> str:
+def response_media_type(request: HTTPConnection) -> str:
     accept = request.headers.get("accept", "")
     return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accept else JSON
 
@@ -123,3 +132,26 @@ async def params_from_body(request: Request, limit: int) -> GraphQLParams:
     if data is None:
         raise RequestError(400, "body must be a JSON object", "malformed_json")
     return _params(data)
+
+
+async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> GraphQLParams:
+    """The params with the document to execute (SPEC: automatic persisted queries)."""
+    if not names_a_hash(params.extensions):  # most requests do not use the protocol
+        return params
+    try:
+        query = await persisted.document(params.query, params.extensions)
+    except PersistedQueryNotFound as error:
+        # Apollo clients resend hash and document when they see this error, with a 200.
+        raise RequestError(
+            200, str(error), "apq_not_found", code=ErrorCode.PERSISTED_QUERY_NOT_FOUND
+        ) from None
+    except PersistedQueryError as error:
+        raise RequestError(400, str(error), "bad_apq") from None
+    return params if query is params.query else dataclasses.replace(params, query=query)
+
+
+async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
+    """The operation a GET, HEAD or POST asks for."""
+    if request.method in SAFE_METHODS:
+        return params_from_query_string(request)
+    return await params_from_body(request, max_body_bytes)

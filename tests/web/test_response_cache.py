@@ -9,9 +9,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from cache.strawberry import CachePolicy
 from graph.settings import Settings
-from graph.web.response_cache import StoredResponse
 from tests.support.api import Api, running_api
 from tests.support.sql_counter import counting_statements
 
@@ -130,26 +128,6 @@ async def test_what_is_never_stored(stats_api: Api) -> None:
         for _ in range(2):
             payload = (await stats_api.post(query, token=token)).json()
             assert payload["extensions"]["cache"]["response"] == "skip", query
-
-
-async def test_stale_responses_are_refused(stats_api: Api) -> None:
-    """A response recorded before an invalidation may not be stored after it."""
-    services = stats_api.services
-    with services.cache.recording() as recorder:
-        await answer(stats_api, '{ book(id: "7") { title } }')
-    assert recorder.tag_versions
-    await services.invalidate_tags(["Book:7"])
-    responses = services.responses
-    operation = responses.operation_key('{ book(id: "7") { title } }', None, None)
-    assert operation is not None
-    stale = await responses.lookup(operation, None)
-    assert stale is None  # the stored one was dropped by the invalidation
-
-    policy = CachePolicy(max_age=60)
-    await responses.store(
-        operation, None, StoredResponse(b'{"data":1}', "x", '"e"'), policy, recorder.tag_versions
-    )
-    assert await responses.lookup(operation, None) is None
 
 
 async def test_response_cache_settings(cached_settings: Settings, key_prefix: str) -> None:

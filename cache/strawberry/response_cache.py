@@ -1,0 +1,251 @@
+"""Whole responses, cached in front of parsing and execution.
+
+The key is the operation (its document normalized by parsing and printing, its operation
+name, its variables with sorted keys) and the viewer scope: a response that used only
+PUBLIC fields is stored once for every viewer; one that used a PRIVATE field is stored
+per viewer, anonymous being a viewer of its own. Its tags are the tag versions of every
+value it was built from, recorded while it executed, so the invalidation of any of them
+drops it in both tiers and on every instance, and a response computed while a write
+committed is refused by the engine (its recorded versions are already stale).
+
+A hit is the stored bytes: no parsing, no execution, no JSON encoding.
+
+`ResponseCache.answer` owns the whole decision: whether the operation may be cached at
+all, the lookup, recording what execution read, and whether and what to store::
+
+    answer = await responses.answer(Operation(query, name, variables, viewer), execute)
+    if isinstance(answer, Hit): ...       # answer.response: the stored bytes
+    else: ...                             # answer.executed: what `execute` returned
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import orjson
+from cachetools import LRUCache
+from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
+
+from cache import TagVersions, TieredCache
+from cache.strawberry.fields import CachePolicy
+
+R = TypeVar("R")
+Outcome = Literal["hit", "miss", "skip"]
+
+PUBLIC = "public"
+NORMALIZED_DOCUMENTS = 4096  # distinct document texts remembered per process
+_INTROSPECTION = re.compile(r"\b__(schema|type)\b")
+_MUTATION = re.compile(r"^\s*(mutation|subscription)\b")
+
+
+def fingerprint(body: bytes) -> str:
+    """A digest of the body, stored with it: what an HTTP layer makes its ETag from."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+# Operation, StoredResponse, Executed, Hit and Fresh are built on every request: plain
+# slots dataclasses, treated as immutable (a frozen one pays an object.__setattr__ per field).
+
+
+@dataclass(slots=True)
+class Operation:
+    """What a response is looked up by: the operation and who asks for it."""
+
+    document: str | None
+    operation_name: str | None
+    variables: dict[str, Any] | None
+    viewer: str | None  # the viewer's id; None for an anonymous request
+
+
+@dataclass(slots=True)
+class StoredResponse:
+    """What a hit sends: the body (without `extensions`), its freshness and digest."""
+
+    body: bytes
+    max_age: float
+    private: bool
+    fingerprint: str
+    tier: str = "L1"
+
+    def to_value(self) -> list[Any]:
+        return [self.body, self.max_age, self.private, self.fingerprint]
+
+    @classmethod
+    def from_value(cls, value: list[Any], tier: str) -> StoredResponse:
+        body, max_age, private, digest = value
+        return cls(bytes(body), float(max_age), bool(private), str(digest), tier)
+
+
+@dataclass(slots=True)
+class Executed(Generic[R]):
+    """What execution hands back: the body as it would be stored, the policy it earned
+    (None when it must never be reused: a write, or any error), and the caller's own
+    `result` (an ExecutionResult, say), passed through untouched."""
+
+    body: bytes
+    policy: CachePolicy | None
+    result: R
+
+
+@dataclass(slots=True)
+class Hit:
+    response: StoredResponse
+    operation_name: str | None  # as the client gave it or as its document says
+    outcome: ClassVar[Outcome] = "hit"
+
+
+@dataclass(slots=True)
+class Fresh(Generic[R]):
+    executed: Executed[R]
+    stored: StoredResponse | None  # what was kept for the next asker; None: nothing
+
+    @property
+    def outcome(self) -> Outcome:
+        return "skip" if self.stored is None else "miss"
+
+
+@dataclass(frozen=True, slots=True)
+class _Normalized:
+    printed: str
+    operation_names: list[str | None]
+
+
+class ResponseCache:
+    """Whole responses in `cache`, each kept at most `max_ttl` seconds and `max_bytes`
+    long. Operations named in `excluded` are never stored; `max_tokens` bounds the
+    parse done to normalize a document. `on_read` sees the key of every lookup."""
+
+    def __init__(
+        self,
+        cache: TieredCache,
+        *,
+        max_ttl: float,
+        max_bytes: int,
+        max_tokens: int,
+        excluded: Iterable[str] = (),
+        enabled: bool = True,
+        on_read: Callable[[Sequence[str]], None] | None = None,
+    ) -> None:
+        self._cache = cache
+        self._on_read = on_read
+        self.enabled = enabled
+        self._excluded = frozenset(excluded)
+        self._max_ttl = max_ttl
+        self._max_bytes = max_bytes
+        self._max_tokens = max_tokens
+        # Plain LRU maps: read on every request, they must cost well under a microsecond.
+        self._normalized: LRUCache[str, _Normalized | None] = LRUCache(NORMALIZED_DOCUMENTS)
+        # Whether each operation's response was private, so a hit costs one lookup, not two.
+        self._scopes: LRUCache[str, bool] = LRUCache(NORMALIZED_DOCUMENTS)
+
+    async def answer(
+        self, operation: Operation, execute: Callable[[], Awaitable[Executed[R]]]
+    ) -> Hit | Fresh[R]:
+        """The stored response of `operation`, or a fresh one from `execute`, kept for the
+        next asker when it may be."""
+        key = self.key_of(operation)
+        if key is None:  # nothing will be stored: no need to record what execution reads
+            return Fresh(await execute(), None)
+        stored = await self.lookup(key, operation.viewer)
+        if stored is not None:
+            return Hit(stored, self.name_of(operation))
+        with self._cache.recording() as recorder:
+            executed = await execute()
+        kept = await self.store(key, operation.viewer, executed, recorder.tag_versions)
+        return Fresh(executed, kept)
+
+    def key_of(self, operation: Operation) -> str | None:
+        """The key of an operation whose response may be cached, else None."""
+        query = operation.document
+        if not self.enabled or query is None:
+            return None
+        if _MUTATION.match(query) or _INTROSPECTION.search(query):
+            return None
+        document = self._normalize(query)
+        if document is None:
+            return None
+        names = document.operation_names
+        name = operation.operation_name
+        if (name if name is not None else (names or [None])[0]) in self._excluded:
+            return None
+        canonical = orjson.dumps(
+            [document.printed, name, operation.variables or {}], option=orjson.OPT_SORT_KEYS
+        )
+        return hashlib.blake2b(canonical, digest_size=20).hexdigest()
+
+    def _normalize(self, query: str) -> _Normalized | None:
+        """The document as printed from its syntax tree (spacing, commas and comments do
+        not make new keys) and its operations' names. None when it does not parse:
+        execution will say why."""
+        if query in self._normalized:
+            return self._normalized[query]
+        try:
+            document = parse(query, no_location=True, max_tokens=self._max_tokens)
+        except (GraphQLError, RecursionError):
+            normalized = None
+        else:
+            names = [
+                definition.name.value if definition.name else None
+                for definition in document.definitions
+                if isinstance(definition, OperationDefinitionNode)
+            ]
+            normalized = _Normalized(print_ast(document), names)
+        self._normalized[query] = normalized
+        return normalized
+
+    def name_of(self, operation: Operation) -> str | None:
+        """The operation's name, as the client gave it or as its document says."""
+        if operation.operation_name is not None or operation.document is None:
+            return operation.operation_name
+        document = self._normalized.get(operation.document)
+        names = document.operation_names if document is not None else []
+        return names[0] if len(names) == 1 else None
+
+    @staticmethod
+    def _key(operation: str, scope: str) -> str:
+        return f"response:{operation}:{scope}"
+
+    @staticmethod
+    def viewer_scope(viewer: str | None) -> str:
+        return "viewer=anonymous" if viewer is None else f"viewer={viewer}"
+
+    async def lookup(self, key: str, viewer: str | None) -> StoredResponse | None:
+        """The response stored under `key` for `viewer`: its own, or the shared one."""
+        private = self._scopes.get(key)
+        if private is None:
+            scopes = [PUBLIC, self.viewer_scope(viewer)]
+        else:
+            scopes = [self.viewer_scope(viewer) if private else PUBLIC]
+        keys = [self._key(key, scope) for scope in scopes]
+        if self._on_read is not None:
+            self._on_read(keys[:1])
+        for entry_key in keys:
+            found = await self._cache.get_entry_with_tier(entry_key)
+            if found is not None and found[0].found:
+                entry, tier = found
+                return StoredResponse.from_value(entry.value, tier)
+        return None
+
+    async def store(
+        self, key: str, viewer: str | None, executed: Executed[Any], tag_versions: TagVersions
+    ) -> StoredResponse | None:
+        """Keep a reusable response under `key`, tagged with the versions execution read;
+        None when it may not be kept (a write or an error, no freshness, too long).
+
+        The engine itself refuses it when one of `tag_versions` was bumped meanwhile."""
+        policy = executed.policy
+        if policy is None or policy.max_age is None or len(executed.body) > self._max_bytes:
+            return None
+        scope = self.viewer_scope(viewer) if policy.private else PUBLIC
+        self._scopes[key] = policy.private
+        response = StoredResponse(
+            executed.body, policy.max_age, policy.private, fingerprint(executed.body)
+        )
+        ttl = min(policy.max_age, self._max_ttl)
+        entry_key = self._key(key, scope)
+        await self._cache.set_entry(entry_key, response.to_value(), tag_versions, ttl=ttl)
+        return response

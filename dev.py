@@ -131,7 +131,11 @@ def serve(extra: list[str]) -> int:
             redis[0].wait(timeout=10)
 
 
-SYSTEM_PROGRAMS = {"chromium": "the dashboard's browser test", "wrk": "`strata bench`"}
+SYSTEM_PROGRAMS = {
+    "chromium": "the dashboard's browser test",
+    "wrk": "`strata bench`",
+    "spin": "the cache protocol model (tests/cache/test_protocol_model.py; also needs cc)",
+}
 """Debian packages (each named like its program) that some tests drive."""
 
 

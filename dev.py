@@ -172,7 +172,7 @@ def test(extra: list[str]) -> int:
         [python, "-m", "pytest", *extra],
     ]
     for step in steps:
-        if step is steps[-1]:  # pytest: some of its tests drive chromium and wrk
+        if step is steps[-1]:  # pytest: some of its tests drive chromium, wrk and spin
             _ensure_system_programs()
         code = _run(*step, env=env)
         if code != 0:

@@ -195,7 +195,11 @@ def serve(extra: list[str]) -> int:
             redis[0].wait(timeout=10)
 
 
-SYSTEM_PROGRAMS = {"chromium": "the dashboard's browser test", "wrk": "`strata bench`"}
+SYSTEM_PROGRAMS = {
+    "chromium": "the dashboard's browser test",
+    "wrk": "`strata bench`",
+    "spin": "the cache protocol model (tests/cache/test_protocol_model.py; also needs cc)",
+}
 """Debian packages (each named like its program) that some tests drive."""
 
 
@@ -232,7 +236,7 @@ def test(extra: list[str]) -> int:
         [python, "-m", "pytest", *extra],
     ]
     for step in steps:
-        if step is steps[-1]:  # pytest: some of its tests drive chromium and wrk
+        if step is steps[-1]:  # pytest: some of its tests drive chromium, wrk and spin
             _ensure_system_programs()
         code = _run(*step, env=env)
         if code != 0:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.strict import require_program
+from tests.support.strict import require_program
 
 MODEL = Path(__file__).parent / "model" / "cache_protocol.pml"
 # Verifier build: safety only; COLLAPSE keeps the biggest search near 250 MB.

@@ -112,6 +112,9 @@ class Fresh(Generic[R]):
 class _Normalized:
     printed: str
     operation_names: list[str | None]
+    # The variables each operation declares, by operation name: computed once per
+    # document, so the key leaves out whatever else a client sends.
+    declared: dict[str | None, frozenset[str]]
 
 
 class ResponseCache:
@@ -172,9 +175,21 @@ class ResponseCache:
         name = operation.operation_name
         if (name if name is not None else (names or [None])[0]) in self._excluded:
             return None
-        canonical = orjson.dumps(
-            [document.printed, name, operation.variables or {}], option=orjson.OPT_SORT_KEYS
-        )
+        chosen = name if name is not None else (names[0] if len(names) == 1 else None)
+        declared = document.declared.get(chosen, frozenset())
+        variables = {
+            variable: value
+            for variable, value in (operation.variables or {}).items()
+            if variable in declared
+        }
+        try:
+            canonical = orjson.dumps(
+                [document.printed, name, variables], option=orjson.OPT_SORT_KEYS
+            )
+        except (orjson.JSONEncodeError, TypeError):
+            # Client input this encoder refuses (nesting past its limit): not cached, and
+            # execution answers the request; key building never fails a request.
+            return None
         return hashlib.blake2b(canonical, digest_size=20).hexdigest()
 
     def _normalize(self, query: str) -> _Normalized | None:
@@ -188,12 +203,17 @@ class ResponseCache:
         except (GraphQLError, RecursionError):
             normalized = None
         else:
-            names = [
-                definition.name.value if definition.name else None
+            operations = [
+                definition
                 for definition in document.definitions
                 if isinstance(definition, OperationDefinitionNode)
             ]
-            normalized = _Normalized(print_ast(document), names)
+            names = [op.name.value if op.name else None for op in operations]
+            declared = {
+                name: frozenset(d.variable.name.value for d in op.variable_definitions or ())
+                for name, op in zip(names, operations, strict=True)
+            }
+            normalized = _Normalized(print_ast(document), names, declared)
         self._normalized[query] = normalized
         return normalized
 

@@ -60,6 +60,10 @@ def cache_config(settings: Settings, namespace: str) -> CacheConfig:
     )
 
 
+# A dedicated bound under the body limit: a persisted document is kept a day in both tiers.
+PERSISTED_QUERY_MAX_BYTES = 64 * 1024
+
+
 def response_cache(settings: Settings, cache: TieredCache, activity: Activity) -> ResponseCache:
     return ResponseCache(
         cache,
@@ -109,7 +113,11 @@ class Services:
             metrics=metrics,
             cache=cache,
             responses=response_cache(settings, cache, activity),
-            persisted=PersistedQueries(cache),
+            persisted=PersistedQueries(
+                cache,
+                max_bytes=min(settings.max_body_bytes, PERSISTED_QUERY_MAX_BYTES),
+                max_tokens=settings.max_tokens,
+            ),
             activity=activity,
         )
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     response_cache_exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
     response_cache_max_ttl: int = Field(300, ge=1)
     response_cache_max_bytes: int = Field(256 * 1024, ge=1)
+    # `revalidate`: cacheable answers say `no-cache` (HTTP caches revalidate every reuse);
+    # `max-age`: they say `max-age=<smallest TTL used>` (bounded staleness accepted).
+    http_cache: Literal["revalidate", "max-age"] = "revalidate"
     graphiql: bool = True
     max_depth: int = Field(12, ge=1)
     max_aliases: int = Field(30, ge=0)

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from graphql import GraphQLError, parse
+
 from cache import TieredCache
 
 DEFAULT_TTL = 24 * 3600.0
@@ -50,9 +52,20 @@ def _hash_of(extensions: Mapping[str, Any] | None) -> str | None:
 class PersistedQueries:
     """Documents by their SHA-256, kept in both tiers of `cache` for `ttl` seconds."""
 
-    def __init__(self, cache: TieredCache, *, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self,
+        cache: TieredCache,
+        *,
+        ttl: float = DEFAULT_TTL,
+        max_bytes: int = 64 * 1024,
+        max_tokens: int = 2000,
+    ) -> None:
         self._cache = cache
         self._ttl = ttl
+        # Stored documents live a day in both tiers: only ones that could ever run are
+        # kept, so a client cannot park arbitrary text under hashes of its choosing.
+        self._max_bytes = max_bytes
+        self._max_tokens = max_tokens
 
     async def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
         """The document to execute: `query` itself, or the one its hash names.
@@ -70,6 +83,12 @@ class PersistedQueries:
             return str(entry.value)
         if hashlib.sha256(query.encode()).hexdigest() != sha:
             raise PersistedQueryError("provided sha256Hash does not match the query")
+        if len(query.encode()) > self._max_bytes:
+            raise PersistedQueryError(f"a persisted query is at most {self._max_bytes} bytes")
+        try:
+            parse(query, no_location=True, max_tokens=self._max_tokens)
+        except (GraphQLError, RecursionError):
+            raise PersistedQueryError("a persisted query must be a valid document") from None
         document = query
 
         async def load() -> str:

@@ -37,7 +37,12 @@ R = TypeVar("R")
 Outcome = Literal["hit", "miss", "skip"]
 
 PUBLIC = "public"
-NORMALIZED_DOCUMENTS = 4096  # distinct document texts remembered per process
+NORMALIZED_DOCUMENTS = 4096  # distinct operations whose scope is remembered per process
+# The document map is bounded by the bytes of the texts it keeps (query and printed form),
+# not by a count: a count lets a client pin any number of megabytes of comments.
+NORMALIZED_BYTES = 8 * 1024 * 1024
+# What a stored tag version costs beside its tag's text (the version and the framing).
+STAMP_OVERHEAD = 16
 _INTROSPECTION = re.compile(r"\b__(schema|type)\b")
 _MUTATION = re.compile(r"^\s*(mutation|subscription)\b")
 
@@ -112,6 +117,10 @@ class Fresh(Generic[R]):
 class _Normalized:
     printed: str
     operation_names: list[str | None]
+    # The variables each operation declares, by operation name: computed once per
+    # document, so the key leaves out whatever else a client sends.
+    declared: dict[str | None, frozenset[str]]
+    size: int  # bytes of the query text and its printed form, what the map is bounded by
 
 
 class ResponseCache:
@@ -138,7 +147,9 @@ class ResponseCache:
         self._max_bytes = max_bytes
         self._max_tokens = max_tokens
         # Plain LRU maps: read on every request, they must cost well under a microsecond.
-        self._normalized: LRUCache[str, _Normalized | None] = LRUCache(NORMALIZED_DOCUMENTS)
+        self._normalized: LRUCache[str, _Normalized] = LRUCache(
+            NORMALIZED_BYTES, getsizeof=lambda normalized: normalized.size
+        )
         # Whether each operation's response was private, so a hit costs one lookup, not two.
         self._scopes: LRUCache[str, bool] = LRUCache(NORMALIZED_DOCUMENTS)
 
@@ -172,29 +183,51 @@ class ResponseCache:
         name = operation.operation_name
         if (name if name is not None else (names or [None])[0]) in self._excluded:
             return None
-        canonical = orjson.dumps(
-            [document.printed, name, operation.variables or {}], option=orjson.OPT_SORT_KEYS
-        )
+        chosen = name if name is not None else (names[0] if len(names) == 1 else None)
+        declared = document.declared.get(chosen, frozenset())
+        variables = {
+            variable: value
+            for variable, value in (operation.variables or {}).items()
+            if variable in declared
+        }
+        try:
+            canonical = orjson.dumps(
+                [document.printed, name, variables], option=orjson.OPT_SORT_KEYS
+            )
+        except (orjson.JSONEncodeError, TypeError):
+            # Client input this encoder refuses (nesting past its limit): not cached, and
+            # execution answers the request; key building never fails a request.
+            return None
         return hashlib.blake2b(canonical, digest_size=20).hexdigest()
 
     def _normalize(self, query: str) -> _Normalized | None:
         """The document as printed from its syntax tree (spacing, commas and comments do
         not make new keys) and its operations' names. None when it does not parse:
-        execution will say why."""
-        if query in self._normalized:
-            return self._normalized[query]
+        execution will say why, and the text is not kept (it would be client bytes held
+        for nothing)."""
+        known = self._normalized.get(query)
+        if known is not None:
+            return known
         try:
             document = parse(query, no_location=True, max_tokens=self._max_tokens)
         except (GraphQLError, RecursionError):
-            normalized = None
+            return None
         else:
-            names = [
-                definition.name.value if definition.name else None
+            operations = [
+                definition
                 for definition in document.definitions
                 if isinstance(definition, OperationDefinitionNode)
             ]
-            normalized = _Normalized(print_ast(document), names)
-        self._normalized[query] = normalized
+            names = [op.name.value if op.name else None for op in operations]
+            declared = {
+                name: frozenset(d.variable.name.value for d in op.variable_definitions or ())
+                for name, op in zip(names, operations, strict=True)
+            }
+            printed = print_ast(document)
+            size = len(query.encode()) + len(printed.encode())
+            normalized = _Normalized(printed, names, declared, size)
+        if size <= NORMALIZED_BYTES:
+            self._normalized[query] = normalized
         return normalized
 
     def name_of(self, operation: Operation) -> str | None:
@@ -238,7 +271,11 @@ class ResponseCache:
 
         The engine itself refuses it when one of `tag_versions` was bumped meanwhile."""
         policy = executed.policy
-        if policy is None or policy.max_age is None or len(executed.body) > self._max_bytes:
+        if policy is None or policy.max_age is None:
+            return None
+        # Measured as stored: the body and the tag versions kept beside it.
+        stamps = sum(len(tag.encode()) + STAMP_OVERHEAD for tag, _ in tag_versions)
+        if len(executed.body) + stamps > self._max_bytes:
             return None
         scope = self.viewer_scope(viewer) if policy.private else PUBLIC
         self._scopes[key] = policy.private

@@ -49,6 +49,19 @@ async def metrics(request: Request) -> Response:
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+def metrics_route(settings: Settings, backend: BearerTokens) -> Route:
+    """/metrics for anyone in dev; in production for admins only (SPEC 3): its labels
+    name operations, tags and rejection reasons an outsider has no business reading."""
+    if settings.dev:
+        return Route("/metrics", metrics, methods=["GET"])
+
+    async def admin_metrics(request: Request) -> Response:
+        refused = await dashboard.refusal(request, backend)
+        return refused if refused is not None else await metrics(request)
+
+    return Route("/metrics", admin_metrics, methods=["GET"])
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings)
@@ -69,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            metrics_route(settings, backend),
             *dashboard.routes(settings, backend),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

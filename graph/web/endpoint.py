@@ -62,6 +62,7 @@ class GraphQLEndpoint:
         self.execution = Execution(services)
         self.graphiql = services.settings.graphiql
         self.expose_stats = services.settings.cache_stats_exposed
+        self.revalidate = services.settings.http_cache == "revalidate"
         # Label lookups done once: prometheus_client's `labels()` takes a lock each time.
         histogram = services.metrics.request_seconds
         self._latency = {method: histogram.labels(method=method) for method in METHODS}
@@ -119,15 +120,15 @@ class GraphQLEndpoint:
         body = stored.body
         if self.expose_stats:
             body = results.with_extensions(body, {"cache": {**stats.report(), "tier": stored.tier}})
-        cache_control, etag = stored_headers(stored)
+        cache_control, etag = stored_headers(stored, self.revalidate)
         return cacheable_response(request, body, 200, media_type, cache_control, etag)
 
     def _fresh(self, request: Request, answer: Fresh[ExecutionResult], media_type: str) -> Response:
         executed = answer.executed
         if answer.stored is not None:
-            cache_control, etag = stored_headers(answer.stored)
+            cache_control, etag = stored_headers(answer.stored, self.revalidate)
         else:
-            cache_control = cache_control_of(executed.policy)
+            cache_control = cache_control_of(executed.policy, self.revalidate)
             # Only GET and HEAD answers carry an ETag: skip hashing otherwise.
             etag = etag_of(executed.body) if request.method in SAFE_METHODS else ""
         result = executed.result

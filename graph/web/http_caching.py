@@ -19,15 +19,21 @@ SAFE_METHODS = ("GET", "HEAD")
 VARY = "Accept, Authorization"
 
 
-def cache_control(max_age: float | None, private: bool) -> str:
+def cache_control(max_age: float | None, private: bool, revalidate: bool) -> str:
+    """`revalidate` (SPEC 3's default): an HTTP cache may keep the answer but must ask
+    before each reuse, so none shows data a mutation already changed; the ETag makes
+    that question cost a 304. Otherwise the smallest TTL used, as bounded staleness."""
     if max_age is None:
         return NO_STORE
-    return f"{'private' if private else 'public'}, max-age={int(max_age)}"
+    scope = "private" if private else "public"
+    return f"{scope}, no-cache" if revalidate else f"{scope}, max-age={int(max_age)}"
 
 
-def cache_control_of(policy: CachePolicy | None) -> str:
+def cache_control_of(policy: CachePolicy | None, revalidate: bool) -> str:
     """The header of a fresh response; None is the policy of one that may not be reused."""
-    return NO_STORE if policy is None else cache_control(policy.max_age, policy.private)
+    if policy is None:
+        return NO_STORE
+    return cache_control(policy.max_age, policy.private, revalidate)
 
 
 def etag_of(body: bytes) -> str:
@@ -36,9 +42,10 @@ def etag_of(body: bytes) -> str:
     return f'"{fingerprint(body)}"'
 
 
-def stored_headers(stored: StoredResponse) -> tuple[str, str]:
+def stored_headers(stored: StoredResponse, revalidate: bool) -> tuple[str, str]:
     """Cache-Control and ETag of a stored response."""
-    return cache_control(stored.max_age, stored.private), f'"{stored.fingerprint}"'
+    header = cache_control(stored.max_age, stored.private, revalidate)
+    return header, f'"{stored.fingerprint}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

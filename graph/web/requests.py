@@ -27,6 +27,9 @@ from graph.web.http_caching import SAFE_METHODS
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 GRAPHQL_DOCUMENT = "application/graphql"
+# How deep variables may nest: far past any input type of the schema, far short of where
+# encoders and recursive coercion give up (orjson refuses past its own fixed depth).
+MAX_VARIABLE_DEPTH = 32
 
 
 class RequestError(Exception):
@@ -76,6 +79,21 @@ def _json_object(raw: str | bytes, what: str, reason: str) -> dict[str, Any] | N
     return value
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists or objects more than `limit` levels (iterative: the
+    check itself must not recurse on client input)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _params(data: Mapping[str, Any]) -> GraphQLParams:
     query, operation_name = data.get("query"), data.get("operationName")
     variables, extensions = data.get("variables"), data.get("extensions")
@@ -85,6 +103,8 @@ def _params(data: Mapping[str, Any]) -> GraphQLParams:
         raise RequestError(400, "operationName must be a string", "bad_params")
     if variables is not None and not isinstance(variables, dict):
         raise RequestError(400, "variables must be a JSON object", "bad_params")
+    if variables and _too_deep(variables, MAX_VARIABLE_DEPTH):
+        raise RequestError(400, "variables nested too deeply", "variables_too_deep")
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestError(400, "extensions must be a JSON object", "bad_params")
     return GraphQLParams(query, variables, operation_name, extensions)

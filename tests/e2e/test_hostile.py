@@ -218,11 +218,6 @@ def _nested(depth: int) -> object:
     return value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph/web: the response-cache key dumps the raw variables with orjson, which "
-    "refuses nesting past its depth limit: 500 with a traceback per request (issue 14)",
-)
 async def test_deeply_nested_variables_are_a_client_error(server: Server) -> None:
     query = "{ books(first: 1) { totalCount } }"  # the variable is not even declared
     variables = {"junk": _nested(253)}
@@ -233,11 +228,6 @@ async def test_deeply_nested_variables_are_a_client_error(server: Server) -> Non
     assert "Traceback" not in server.log_tail(200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph/web: variables the operation does not declare reach the response-cache key, "
-    "so each distinct junk value stores a new entry (SPEC 14, issue 14)",
-)
 async def test_undeclared_variables_make_no_new_entries(
     server: Server, deployment: Deployment
 ) -> None:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 
 from graph.api.types import AGGREGATE_TTL, LIST_TTL, PRIVATE_TTL
-from tests.support.api import Api
+from graph.settings import Settings
+from tests.support.api import Api, running_api
+
+
+@pytest.fixture
+async def max_age_api(cached_settings: Settings) -> AsyncIterator[Api]:
+    """STRATA_HTTP_CACHE=max-age: bounded staleness in HTTP caches."""
+    async with running_api(cached_settings.model_copy(update={"http_cache": "max-age"})) as api:
+        yield api
 
 
 async def get(api: Api, query: str, token: str | None = None, **headers: str) -> httpx.Response:
@@ -14,7 +25,24 @@ async def get(api: Api, query: str, token: str | None = None, **headers: str) ->
     return await api.client.get("/graphql", params={"query": query}, headers=headers)
 
 
-async def test_max_age_is_the_smallest_ttl_used(cached_api: Api) -> None:
+async def test_by_default_every_reuse_revalidates(cached_api: Api) -> None:
+    query = "{ books(first: 2) { edges { node { id } } } }"
+    first = await get(cached_api, query)
+    assert first.headers["cache-control"] == "public, no-cache"
+    etag = first.headers["etag"]
+    assert etag.startswith('"')
+    executions = cached_api.services.metrics.response_cache.labels(result="hit")
+    hits_before = executions._value.get()
+    again = await get(cached_api, query, **{"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.headers["cache-control"] == "public, no-cache"
+    assert executions._value.get() == hits_before + 1  # answered by the response cache
+    mine = await get(cached_api, "{ me { name } }", cached_api.user_token)
+    assert mine.headers["cache-control"] == "private, no-cache"
+
+
+async def test_max_age_is_the_smallest_ttl_used(max_age_api: Api) -> None:
+    cached_api = max_age_api
     default_ttl = cached_api.services.settings.default_ttl
     entity_only = await get(cached_api, '{ book(id: "1") { title } }')
     assert entity_only.headers["cache-control"] == f"public, max-age={default_ttl}"
@@ -24,7 +52,8 @@ async def test_max_age_is_the_smallest_ttl_used(cached_api: Api) -> None:
     assert listing.headers["cache-control"] == f"public, max-age={int(LIST_TTL)}"
 
 
-async def test_private_fields_make_the_response_private(cached_api: Api) -> None:
+async def test_private_fields_make_the_response_private(max_age_api: Api) -> None:
+    cached_api = max_age_api
     mine = await get(cached_api, "{ me { name } }", cached_api.user_token)
     assert mine.headers["cache-control"] == f"private, max-age={int(PRIVATE_TTL)}"
     anonymous = await get(cached_api, '{ me { name } book(id: "1") { id } }')

@@ -103,3 +103,19 @@ async def test_a_bump_refused_by_a_read_only_redis_stays_pending(
     make_cache: MakeCache, redis_server: RedisServer
 ) -> None:
     await _check_refused_bump_stays_pending(make_cache, redis_server, "readonly")
+
+
+async def test_a_pending_tag_hides_l2_entries_while_redis_answers(make_cache: MakeCache) -> None:
+    """The state of an instance between learning of an invalidation Redis has not applied
+    (a relay reading an unapplied outbox row, a bump that raced a recovering Redis) and
+    applying it: Redis answers, still with the old entry and version, and must not be
+    believed for what the pending tag covers."""
+    writer = await make_cache()
+    assert await writer.get_many_or_load(["k"], Source({"k": "old"}).load, tags=own_tag) == {
+        "k": "old"
+    }  # in L2
+    reader = await make_cache()
+    reader._view.pending.queue(["k"])  # the relay's first step for a row naming "k"
+    source = Source({"k": "new"})
+    assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+    assert reader.stats["l2_hits"] == 0

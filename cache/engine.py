@@ -45,7 +45,10 @@ class TieredCache:
         self.config = config
         self.counters = Counters()
         self._keys = KeySpace(config.namespace)
-        self._view = TagVersionView(max_tags=max(4096, 8 * config.l1_max_entries))
+        self._view = TagVersionView(
+            max_tags=max(4096, 8 * config.l1_max_entries),
+            max_pending=config.max_pending_invalidations,
+        )
         self._l1: TinyLFUStore | None = None
         if config.enabled and config.l1_max_entries > 0:
             self._l1 = TinyLFUStore(config.l1_max_entries)

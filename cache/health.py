@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 from redis.exceptions import RedisError
@@ -36,44 +36,6 @@ class RedisUnavailable(Exception):
     """This Redis call was skipped or failed; the caller falls back."""
 
 
-class PendingInvalidations:
-    """Tags invalidated while Redis was unreachable. Until they are replayed, L2 entries
-    that depend on them are not trusted (Redis still has their old versions)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._tags: set[str] = set()
-        self._all = False
-
-    def queue(self, tags: Iterable[str]) -> None:
-        self._tags.update(tags)
-        if len(self._tags) > self._limit:
-            # Too many to remember: invalidate the whole namespace on replay instead.
-            self._tags.clear()
-            self._all = True
-
-    def blocks(self, tags: Iterable[str]) -> bool:
-        if self._all:
-            return True
-        return bool(self._tags) and not self._tags.isdisjoint(tags)
-
-    def batch(self) -> tuple[frozenset[str], bool]:
-        """What a replay sends now; pass it to :meth:`replayed` once Redis has it."""
-        return frozenset(self._tags), self._all
-
-    def replayed(self, batch: tuple[frozenset[str], bool]) -> None:
-        tags, everything = batch
-        self._tags -= tags
-        if everything:
-            self._all = False
-
-    def __bool__(self) -> bool:
-        return self._all or bool(self._tags)
-
-    def __len__(self) -> int:
-        return len(self._tags) + int(self._all)
-
-
 class RedisHealth:
     def __init__(
         self,
@@ -91,7 +53,7 @@ class RedisHealth:
         self.breaker = CircuitBreaker(
             config.breaker_failure_threshold, config.breaker_reset_seconds
         )
-        self.pending = PendingInvalidations(config.max_pending_invalidations)
+        self.pending = view.pending
         self._timeout_s = config.redis_timeout_ms / 1000
         self._probe_timeout_s = max(self._timeout_s * 4, 0.2)
         self._reset_s = config.breaker_reset_seconds
@@ -147,6 +109,13 @@ class RedisHealth:
             await self.call(lambda redis: self._send_invalidations(redis, tags))
         except RedisUnavailable:
             self.pending.queue(tags)
+            # A refused bump is a failure whatever reads do (Redis full, read-only, MISCONF
+            # still answer reads, whose successes would reset the failure count): open the
+            # breaker, so only a probe that replays the pending bumps closes it again.
+            if self.breaker.closed:
+                self.breaker.trip()
+                self._counters.add("breaker_opened")
+                logger.warning("an invalidation did not reach Redis: circuit breaker open")
 
     async def _send_invalidations(self, redis: RedisTier, tags: Sequence[str]) -> None:
         """One round trip for ``tags`` plus every pending invalidation: the one place

@@ -306,8 +306,9 @@ class ReadPath:
         cap = config.degraded_l1_ttl if self._health.degraded else None
         revision = view.revision
         by_ttl: dict[float, list[tuple[str, Slot]]] = {}
+        pending = view.pending
         for key, entry, ttl in items:
-            if not view.is_current(entry.versions):
+            if not view.is_current(entry.versions) or (pending and pending.blocks(entry.tags)):
                 self._counters.add("l1_stale_rejected")
                 continue
             effective = ttl if entry.found else min(ttl, config.not_found_ttl)

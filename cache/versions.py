@@ -5,6 +5,10 @@ hit needs no round trip, and it moves only forward: versions from Redis grow (se
 ``scripts.py``), so folding in a late reply with ``max`` can never undo a newer
 invalidation. A tag missing from the view makes every entry depending on it a miss, which
 is always safe.
+
+Pending tags (invalidated here, their bump not yet applied in Redis) are kept out of the
+view: no reply from Redis, which still holds their old versions, may bring them back, so
+nothing depending on them is served from L1 or filled into it until the bump lands.
 """
 
 from __future__ import annotations
@@ -15,8 +19,47 @@ from collections.abc import Iterable
 from cache.entry import TagVersions
 
 
+class PendingInvalidations:
+    """Tags invalidated while Redis was unreachable. Until they are replayed, L2 entries
+    that depend on them are not trusted (Redis still has their old versions)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._tags: set[str] = set()
+        self._all = False
+
+    def queue(self, tags: Iterable[str]) -> None:
+        self._tags.update(tags)
+        if len(self._tags) > self._limit:
+            # Too many to remember: invalidate the whole namespace on replay instead.
+            self._tags.clear()
+            self._all = True
+
+    def blocks(self, tags: Iterable[str]) -> bool:
+        if self._all:
+            return True
+        return bool(self._tags) and not self._tags.isdisjoint(tags)
+
+    def batch(self) -> tuple[frozenset[str], bool]:
+        """What a replay sends now; pass it to :meth:`replayed` once Redis has it."""
+        return frozenset(self._tags), self._all
+
+    def replayed(self, batch: tuple[frozenset[str], bool]) -> None:
+        tags, everything = batch
+        self._tags -= tags
+        if everything:
+            self._all = False
+
+    def __bool__(self) -> bool:
+        return self._all or bool(self._tags)
+
+    def __len__(self) -> int:
+        return len(self._tags) + int(self._all)
+
+
 class TagVersionView:
-    def __init__(self, max_tags: int) -> None:
+    def __init__(self, max_tags: int, max_pending: int = 10_000) -> None:
+        self.pending = PendingInvalidations(max_pending)
         self._versions: dict[str, int] = {}
         self._max_tags = max_tags
         # Versions handed out while Redis is absent; negative so they never equal a Redis one.
@@ -50,7 +93,10 @@ class TagVersionView:
             if epoch is not None:
                 return False
         raised = False
+        pending = self.pending
         for tag, version in versions:
+            if pending and pending.blocks((tag,)):
+                continue  # Redis has not applied its bump: its version there is old
             current = known.get(tag)
             if current is None:
                 known[tag] = version
@@ -73,12 +119,14 @@ class TagVersionView:
     def local_versions(self, tags: Iterable[str]) -> TagVersions:
         """Versions for a load with no Redis to ask: the known one, or a fresh local one."""
         known = self._versions
+        pending = self.pending
         out: list[tuple[str, int]] = []
         for tag in tags:
             version = known.get(tag)
             if version is None:
                 version = next(self._local)
-                known[tag] = version
+                if not (pending and pending.blocks((tag,))):  # pending tags stay unknown
+                    known[tag] = version
             out.append((tag, version))
         return tuple(out)
 

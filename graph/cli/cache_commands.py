@@ -16,10 +16,12 @@ import httpx
 import orjson
 import typer
 from graphql import GraphQLError
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from cache import CacheAdmin
+from cache.admin import FlushResult
 from graph.api.tag_grammar import check_manual_tags
 from graph.observability.exposition import Scrape
 from graph.services import Services
@@ -171,11 +173,41 @@ def invalidate(
     try:
         if not raw:
             check_manual_tags(tag)
-        bumped = _run(lambda services, _admin: services.invalidate_tags(tag, "cli"))
+        bumped, pending = _run(_invalidate_and_check(tag))
     except GraphQLError as error:  # the tags were refused
         errors.print(f"[red]{error.message}")
         raise typer.Exit(2) from None
+    if pending:
+        # Never report an invalidation that did not happen (SPEC section 7): the queue
+        # of bumps Redis refused lives in this process, which ends now.
+        errors.print(
+            f"[red]could not reach Redis: {bumped} tag{'s' if bumped != 1 else ''} NOT "
+            "invalidated in Redis (other instances may still serve them); run it again "
+            "when Redis is back"
+        )
+        raise typer.Exit(1)
     print(f"invalidated {bumped} tag{'s' if bumped != 1 else ''}")
+
+
+def _invalidate_and_check(
+    tags: list[str],
+) -> Callable[[Services, CacheAdmin], Awaitable[tuple[int, int]]]:
+    async def work(services: Services, _admin: CacheAdmin) -> tuple[int, int]:
+        bumped = await services.invalidate_tags(tags, "cli")
+        return bumped, int(services.cache.stats["pending_invalidations"])
+
+    return work
+
+
+async def _flush_and_check(
+    services: Services, admin: CacheAdmin, delete: bool
+) -> FlushResult | None:
+    """The flush, or None when Redis did not take it."""
+    try:
+        result = await admin.flush(delete_keys=delete)
+    except (RedisError, OSError, TimeoutError):
+        return None
+    return None if services.cache.stats["pending_invalidations"] else result
 
 
 @cache_app.command("flush")
@@ -186,7 +218,10 @@ def flush(
     as_json: JsonOption = False,
 ) -> None:
     """Drop everything cached under this service's namespace, on every instance."""
-    result = _run(lambda _s, admin: admin.flush(delete_keys=delete))
+    result = _run(lambda services, admin: _flush_and_check(services, admin, delete))
+    if result is None:
+        errors.print("[red]could not reach Redis: nothing was flushed")
+        raise typer.Exit(1)
     if as_json:
         _print_json(asdict(result))
         return

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from graph.settings import Settings
 from tests.support.api import Api, prepare_database
+from tests.support.redis_server import free_port
 from tests.support.servers import STRATA, Server, running, server_env
 from tests.support.sql_counter import counting_statements
 
@@ -142,3 +143,22 @@ async def test_stats_reads_a_running_servers_counters(
     assert counters["response_hit"] == expected["response_hit"] >= 2
     assert counters["l1_misses"] == expected["l1_misses"] > 0
     assert counters.get("l1_hits", 0.0) == expected["l1_hits"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("invalidate", "--tag", "Book:1"), ("flush",), ("flush", "--keep")],
+    ids=["invalidate", "flush", "flush-keep"],
+)
+async def test_commands_that_change_the_cache_fail_when_redis_is_unreachable(
+    cached_settings: Settings, args: tuple[str, ...]
+) -> None:
+    """SPEC section 7: never report an invalidation that did not happen."""
+    unreachable = cached_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    await prepare_database(unreachable.database_url)
+    code, out = await strata_cache(unreachable, *args)
+    assert code != 0, out
+    assert "invalidated" not in out
+    assert "flushed" not in out

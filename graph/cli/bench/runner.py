@@ -211,7 +211,7 @@ def run_bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             for phase in config.phases:
                 env = _phase_env(phase, database_url, redis_url, work, own_database)
                 server = ServerProcess(
-                    env, config.workers, work / f"server-{phase}.log", server_cpus
+                    env, config.workers, work / f"server-{phase}.log", server_cpus, tokens.admin
                 )
                 bar.update(task, description=f"{phase}: starting the server")
                 server.start()
@@ -383,7 +383,7 @@ def _run_step(
         position += warm
         time.sleep(config.scrape_pause)
         position += config.scrape_pause
-    before = scrape(server.url)
+    before = scrape(server.url, server.admin_token)
     result = wrk.run(
         step.script,
         server.url,
@@ -394,7 +394,7 @@ def _run_step(
         tick=ticker(position, "measuring"),
     )
     time.sleep(config.scrape_pause)
-    after = scrape(server.url)
+    after = scrape(server.url, server.admin_token)
     step.result = result.as_dict()
     if step.name != "healthz":
         step.result["server"] = server_figures(before, after, result.requests)

@@ -19,8 +19,11 @@ SERVER_FIGURES = (
 )
 
 
-def scrape(base_url: str, timeout: float = 10.0) -> Scrape:
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=timeout) as response:
+def scrape(base_url: str, admin_token: str, timeout: float = 10.0) -> Scrape:
+    request = urllib.request.Request(
+        f"{base_url}/metrics", headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return Scrape.of(response.read().decode())
 
 

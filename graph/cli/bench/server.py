@@ -83,9 +83,16 @@ class ServerProcess:
     """One `strata serve` on a free port of 127.0.0.1, logging to a file."""
 
     def __init__(
-        self, env: Mapping[str, str], workers: int, log_path: Path, cpus: str | None
+        self,
+        env: Mapping[str, str],
+        workers: int,
+        log_path: Path,
+        cpus: str | None,
+        admin_token: str,
     ) -> None:
         self.env = dict(env)
+        self.admin_token = admin_token
+        """Sent to /metrics, which is an operator surface in production."""
         self.workers = workers
         self.log_path = log_path
         self.cpus = cpus

@@ -26,23 +26,13 @@ import httpx
 import pytest
 
 from tests.support.api import prepare_database
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.redis_server import free_port
 from tests.support.servers import Server, running, server_env
 from tests.support.strict import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "web"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 INSTALL_STAMP = EXAMPLE / "node_modules" / ".strata-lock-sha256"
 RESPONSE_HITS = re.compile(r'^strata_response_cache_total\{result="hit"\} (\S+)$', re.M)
 READY = "document.body.dataset.ready === 'true'"

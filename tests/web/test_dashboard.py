@@ -22,21 +22,11 @@ from graph.settings import Settings
 from graph.web.dashboard import quantile
 from tests import conftest
 from tests.support.api import prepare_database, running_api
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.servers import Server, running, server_env
 from tests.support.strict import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 BOOKS = "query Books { books(first: 5) { edges { node { id title author { name } } } } }"
 BOOK = "query Book($id: ID!) { book(id: $id) { id title reviewCount averageRating } }"

@@ -109,20 +109,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.TimeoutExpired):
         commit, dirty = "unknown", ""
     return {
@@ -135,6 +123,11 @@ def machine() -> dict[str, Any]:
         "uncommitted_changes": bool(dirty),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _git(*args: str) -> str:
+    completed = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    return completed.stdout.strip()
 
 
 def _write_script(path: Path, target: wrk.Target, check_body: bool = True) -> Path:

@@ -20,7 +20,7 @@ from cache.strawberry.persisted_queries import PersistedQueries
 from cache.strawberry.response_cache import ResponseCache
 from graph.api.context import Context
 from graph.api.errors import bad_input
-from graph.api.schema import build_schema
+from graph.api.schema import Schema, build_schema
 from graph.observability.activity import Activity
 from graph.observability.metrics import Metrics, tag_kind
 from graph.observability.operations import count_sql, tags_invalidated
@@ -89,7 +89,7 @@ def check_tags(tags: Iterable[str]) -> list[str]:
 class Services:
     settings: Settings
     db: Database
-    schema: strawberry.Schema
+    schema: Schema
     metrics: Metrics
     cache: TieredCache
     responses: ResponseCache
@@ -117,6 +117,7 @@ class Services:
                 cache,
                 max_bytes=min(settings.max_body_bytes, PERSISTED_QUERY_MAX_BYTES),
                 max_tokens=settings.max_tokens,
+                admit=schema.limits.admit,
             ),
             activity=activity,
         )

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # Comma-separated origins allowed to call the API from a browser; unset: see
     # `cors_allowed_origins` (none in production, DEV_CORS_ORIGINS in dev).
     cors_origins: Annotated[list[str] | None, NoDecode] = None
+    # /metrics on a port of its own, without a token, on an interface a scraper on the
+    # same host reaches (graph/web/metrics_port.py); unset: only on the API port.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("response_cache_exclude", "cors_origins", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from graph.api.keys import AUTHORS, BOOKS, REVIEWS, USERS
 from models.tokens import TOKEN_TAG_KIND
 
-__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "tag_kind"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "every_worker", "tag_kind"]
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Label values of `strata_cache_invalidations`: the app's tag kinds, and `other` for any
@@ -42,6 +42,13 @@ CACHE_COUNTERS: Mapping[str, tuple[str, dict[str, str]]] = {
     "redis_timeouts": ("redis_errors", {"kind": "timeout"}),
     "redis_round_trips": ("redis_round_trips", {}),
 }
+
+
+def every_worker() -> CollectorRegistry:
+    """A registry that adds up the files of every worker process (multiprocess mode)."""
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+    return combined
 
 
 def tag_kind(tag: str) -> str:
@@ -174,9 +181,7 @@ class Metrics:
         """What /metrics (and /dashboard/data) read: this process's registry, or with
         several workers one that adds up every worker's files."""
         if os.environ.get(MULTIPROCESS_DIR):
-            combined = CollectorRegistry()
-            MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
-            return combined
+            return every_worker()
         return self.registry
 
     def render(self) -> bytes:

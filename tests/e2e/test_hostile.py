@@ -208,6 +208,59 @@ async def test_a_revoked_token_is_refused_at_once_on_every_instance(
         assert deployment.strata("token", "revoke").returncode == 2
 
 
+INVALIDATE = 'mutation { invalidateCache(tags: ["Book:1"]) }'
+ADD_REVIEW = 'mutation { addReview(input: {bookId: "1", rating: 4, body: "Mine."}) { id } }'
+REVIEW_COUNT = '{ book(id: "1") { reviewCount } }'
+
+
+async def _codes(instance: Server, query: str, token: str) -> list[str]:
+    response = await instance.post(query, token=token)
+    if response.status_code == 401:
+        return ["401"]
+    return [e["extensions"]["code"] for e in response.json().get("errors", ())]
+
+
+@pytest.mark.slow
+async def test_a_change_to_a_user_holds_at_once_on_every_instance(
+    deployment: Deployment, tokens: tuple[str, str, str]
+) -> None:
+    _admin, alice, bob = tokens
+    first, second = deployment.server("a"), deployment.server("b")
+    async with running([first, second]):
+        await first.data(ADD_REVIEW, token=bob)
+        counts = set()
+        for instance in (first, second):  # each instance caches both lookups and the count
+            for _ in range(2):
+                assert await _codes(instance, INVALIDATE, alice) == ["FORBIDDEN"]
+                assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
+                counts.add((await instance.data(REVIEW_COUNT))["book"]["reviewCount"])
+        [with_bob] = counts
+
+        async def everywhere(expected: list[str], token: str = alice) -> None:
+            for instance in (first, second):
+                assert await _codes(instance, INVALIDATE, token) == expected, instance.name
+
+        for command, expected in (
+            (("user", "promote", "alice"), []),
+            (("user", "demote", "alice"), ["FORBIDDEN"]),
+            (("token", "create", "alice", "--admin"), []),  # promotes an existing user
+        ):
+            done = deployment.strata(*command)
+            assert done.returncode == 0, done.stderr
+            await everywhere(expected)
+        await everywhere([], token=done.stdout.strip())  # the new token is an admin's too
+        assert deployment.strata("user", "promote", "alice").returncode == 0  # already: a no-op
+        assert deployment.strata("user", "demote", "nobody").returncode == 1
+
+        deleted = deployment.strata("user", "delete", "bob")
+        assert deleted.returncode == 0, deleted.stderr
+        assert "1 review" in deleted.stdout
+        for instance in (first, second):
+            assert (await instance.post(ME, token=bob)).status_code == 401
+            assert (await instance.data(REVIEW_COUNT))["book"]["reviewCount"] == with_bob - 1
+        assert deployment.strata("user", "delete", "bob").returncode == 1
+
+
 # --- findings in the request path (graph/web): for its integrator -------------------------
 
 

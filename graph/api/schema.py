@@ -14,20 +14,17 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
+from graph.api.documents import DocumentCache, Documents
 from graph.api.limits import Limits, PreExecutionLimits
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
 from graph.observability.operations import OperationObserver
 from graph.settings import Settings
-
-DOCUMENT_CACHE_SIZE = 1024
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -101,8 +98,9 @@ def build_schema(settings: Settings, *, observed: bool = True) -> Schema:
     rules = limit_rules(settings)
     extensions: list[Callable[[], SchemaExtension]] = [
         *query_limit_extensions(settings, rules),
-        partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-        partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+        # One store of parse trees per schema, bounded in bytes (not Strawberry's
+        # ParserCache and ValidationCache: bounded in entries only).
+        partial(DocumentCache, documents=Documents()),
         partial(MaskErrors, should_mask_error=_is_unexpected),
     ]
     if observed:

@@ -293,3 +293,25 @@ async def test_undeclared_variables_make_no_new_entries(
     keys_after, _ = await deployment.namespace_keys()
     print(f"namespace keys: {keys_before} before 50 junk variables, {keys_after} after")
     assert keys_after == keys_before
+
+
+PADDED_QUERIES = 100
+# Keeping each document (Strawberry's parser and validation caches did, bounded in entries
+# only) grew the process by about 2 MB a query; bounded in bytes, the growth is what the
+# allocator keeps for reuse, a few tens of megabytes whatever the number of queries.
+RSS_GROWTH_BOUND = 80 * 1024 * 1024
+
+
+@pytest.mark.slow
+async def test_padded_documents_do_not_grow_the_process(server: Server) -> None:
+    """100 different documents of about 1 MB each (small queries padded with a comment):
+    every in-process store of client text is bounded in bytes, so none is kept."""
+    await server.data("{ books(first: 1) { totalCount } }")
+    padding = "#" * (1000 * 1000)
+    before = server.rss_bytes()
+    for i in range(PADDED_QUERIES):
+        query = f"{{ books(first: {1 + i}) {{ totalCount }} }}\n{padding}{i}\n"
+        assert (await server.data(query))["books"]["totalCount"] > 0
+    after = server.rss_bytes()
+    print(f"RSS {before >> 20} MiB before {PADDED_QUERIES} padded documents, {after >> 20} after")
+    assert after - before < RSS_GROWTH_BOUND

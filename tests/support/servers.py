@@ -99,6 +99,13 @@ class Server:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def rss_bytes(self) -> int:
+        """The resident memory of the process now (Linux: /proc/<pid>/status)."""
+        assert self._process is not None, f"{self.name} is not running"
+        status = Path(f"/proc/{self._process.pid}/status").read_text()
+        [kilobytes] = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
+        return int(kilobytes) * 1024
+
     @property
     def client(self) -> httpx.AsyncClient:
         assert self._client is not None, f"{self.name} is not running"

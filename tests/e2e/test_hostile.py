@@ -8,11 +8,13 @@ Bounded: every test sends a fixed, small number of requests and stops by itself.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -296,9 +298,9 @@ async def test_undeclared_variables_make_no_new_entries(
 
 
 PADDED_QUERIES = 100
-# Keeping each document (Strawberry's parser and validation caches did, bounded in entries
-# only) grew the process by about 2 MB a query; bounded in bytes, the growth is what the
-# allocator keeps for reuse, a few tens of megabytes whatever the number of queries.
+# Well under what keeping each document would cost (Strawberry's parser and validation
+# caches did: docs/benchmarks.md); bounded in bytes, the growth is what the allocator keeps
+# for reuse, whatever the number of queries.
 RSS_GROWTH_BOUND = 80 * 1024 * 1024
 
 
@@ -315,3 +317,112 @@ async def test_padded_documents_do_not_grow_the_process(server: Server) -> None:
     after = server.rss_bytes()
     print(f"RSS {before >> 20} MiB before {PADDED_QUERIES} padded documents, {after >> 20} after")
     assert after - before < RSS_GROWTH_BOUND
+
+
+# --- the rest of issue 14's findings, each on real servers ----------------------------------
+
+WIDE_QUERY = "{ books(first: 100) { edges { node { id title author { id name } } } } }"
+
+
+async def test_a_response_is_measured_with_its_stamps(deployment: Deployment) -> None:
+    """A whole response is stored only when it fits with the tag stamps stored beside it."""
+    roomy = deployment.server("roomy")
+    async with running([roomy]):
+        body = (await roomy.client.get("/graphql", params={"query": WIDE_QUERY})).json()
+        size = len(
+            json.dumps({"data": body["data"]}, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+        again = await roomy.payload(WIDE_QUERY)
+        assert again["extensions"]["cache"]["response"] == "hit"
+    tight = deployment.server("tight")
+    tight.env.update(
+        STRATA_RESPONSE_CACHE_MAX_BYTES=str(size + 1),
+        STRATA_CACHE_PREFIX=f"{deployment.key_prefix}-tight",
+    )
+    async with running([tight]):
+        for _ in range(2):  # room for the body, not for its 200 tags' stamps: never kept
+            answered = await tight.payload(WIDE_QUERY)
+            assert answered["extensions"]["cache"]["response"] == "skip"
+
+
+def _persisted(query: str) -> dict[str, Any]:
+    sha = hashlib.sha256(query.encode()).hexdigest()
+    return {"persistedQuery": {"version": 1, "sha256Hash": sha}}
+
+
+async def _apq(server: Server, query: str | None, extensions: dict[str, Any]) -> Any:
+    body = (
+        {"extensions": extensions} if query is None else {"query": query, "extensions": extensions}
+    )
+    return await server.client.post("/graphql", json=body)
+
+
+async def test_persisted_queries_are_bounded_and_checked_before_they_are_kept(
+    deployment: Deployment, server: Server
+) -> None:
+    await server.data("{ books(first: 1) { totalCount } }")  # the namespace exists
+    keys, _ = await deployment.namespace_keys()
+    refusals = {
+        "{ books(first: 1) { totalCount } }" + "#" * (100 * 1024): 400,  # over the size bound
+        "{ books(first: 1) { ": 400,  # does not parse
+        "{ books(first: 1) { nope } }": "GRAPHQL_VALIDATION_FAILED",
+        BROAD_QUERY: "QUERY_TOO_COMPLEX",
+    }
+    for query, refusal in refusals.items():
+        response = await _apq(server, query, _persisted(query))
+        if isinstance(refusal, int):
+            assert response.status_code == refusal, response.text[:300]
+        else:
+            codes = {e["extensions"]["code"] for e in response.json()["errors"]}
+            assert codes == {refusal}, codes
+        unknown = (await _apq(server, None, _persisted(query))).json()
+        assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert (await deployment.namespace_keys())[0] == keys  # nothing kept, in any form
+    # A good one is kept in Redis: the restarted server knows it from its hash alone.
+    good = '{ book(id: "1") { title } }'
+    assert "errors" not in (await _apq(server, good, _persisted(good))).json()
+    await server.stop()
+    await server.start()
+    known = (await _apq(server, None, _persisted(good))).json()
+    assert known["data"]["book"]["title"], known
+
+
+async def test_http_caches_revalidate_and_a_304_executes_nothing(
+    server: Server, tokens: tuple[str, str, str]
+) -> None:
+    query = '{ book(id: "2") { title } }'
+    first = await server.client.get("/graphql", params={"query": query})
+    assert first.headers["cache-control"] == "public, no-cache"
+    etag = first.headers["etag"]
+    operations = await server.metric("strata_operations_total", missing=0)
+    for _ in range(3):
+        again = await server.client.get(
+            "/graphql", params={"query": query}, headers={"If-None-Match": etag}
+        )
+        assert again.status_code == 304
+    assert await server.metric("strata_operations_total", missing=0) == operations
+    renamed = 'mutation { updateBook(id: "2", input: {title: "Renamed"}) { id } }'
+    await server.data(renamed, token=tokens[0])
+    changed = await server.client.get(
+        "/graphql", params={"query": query}, headers={"If-None-Match": etag}
+    )
+    assert changed.status_code == 200
+    assert changed.json()["data"]["book"]["title"] == "Renamed"
+    assert changed.headers["etag"] != etag
+
+
+async def test_operator_surfaces_are_closed_in_production(
+    deployment: Deployment, tokens: tuple[str, str, str]
+) -> None:
+    admin, alice, _bob = tokens
+    production = deployment.server("production")
+    production.env["STRATA_ENV"] = "production"
+    async with running([production]):
+        for path in ("/metrics", "/dashboard/data"):
+            anonymous = await production.client.get(path)
+            assert anonymous.status_code == 401, path
+            assert "strata_" not in anonymous.text
+            reader = {"Authorization": f"Bearer {alice}"}
+            assert (await production.client.get(path, headers=reader)).status_code == 403
+            operator = {"Authorization": f"Bearer {admin}"}
+            assert (await production.client.get(path, headers=operator)).status_code == 200

@@ -88,6 +88,16 @@ async def server(deployment: Deployment, tokens: tuple[str, str, str]) -> AsyncI
         yield instance
 
 
+@pytest.fixture
+async def two_servers(
+    deployment: Deployment, tokens: tuple[str, str, str]
+) -> AsyncIterator[tuple[Server, Server]]:
+    """Two instances sharing the database and Redis."""
+    first, second = deployment.server("a"), deployment.server("b")
+    async with running([first, second]):
+        yield first, second
+
+
 async def _healthz_times(server: Server, stop: asyncio.Event) -> list[float]:
     times: list[float] = []
     while not stop.is_set():
@@ -186,28 +196,27 @@ async def test_distinct_tags_make_no_new_metric_series(
 
 
 async def test_a_revoked_token_is_refused_at_once_on_every_instance(
-    deployment: Deployment, tokens: tuple[str, str, str]
+    deployment: Deployment, tokens: tuple[str, str, str], two_servers: tuple[Server, Server]
 ) -> None:
     _admin, alice, bob = tokens
-    first, second = deployment.server("a"), deployment.server("b")
-    async with running([first, second]):
-        for instance in (first, second):  # each instance caches both lookups
-            for token in (alice, bob):
-                await instance.data(ME, token=token)
-                await instance.data(ME, token=token)
-        revoked = deployment.strata("token", "revoke", alice)
-        assert revoked.returncode == 0, revoked.stderr
-        for instance in (first, second):
-            assert (await instance.post(ME, token=alice)).status_code == 401
-            assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
-        by_user = deployment.strata("token", "revoke", "--user", "bob")
-        assert by_user.returncode == 0, by_user.stderr
-        for instance in (first, second):
-            assert (await instance.post(ME, token=bob)).status_code == 401
-        again = deployment.strata("token", "revoke", alice)
-        assert again.returncode == 1
-        assert deployment.strata("token", "revoke", "--user", "nobody").returncode == 1
-        assert deployment.strata("token", "revoke").returncode == 2
+    first, second = two_servers
+    for instance in (first, second):  # each instance caches both lookups
+        for token in (alice, bob):
+            await instance.data(ME, token=token)
+            await instance.data(ME, token=token)
+    revoked = deployment.strata("token", "revoke", alice)
+    assert revoked.returncode == 0, revoked.stderr
+    for instance in (first, second):
+        assert (await instance.post(ME, token=alice)).status_code == 401
+        assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
+    by_user = deployment.strata("token", "revoke", "--user", "bob")
+    assert by_user.returncode == 0, by_user.stderr
+    for instance in (first, second):
+        assert (await instance.post(ME, token=bob)).status_code == 401
+    again = deployment.strata("token", "revoke", alice)
+    assert again.returncode == 1
+    assert deployment.strata("token", "revoke", "--user", "nobody").returncode == 1
+    assert deployment.strata("token", "revoke").returncode == 2
 
 
 INVALIDATE = 'mutation { invalidateCache(tags: ["Book:1"]) }'
@@ -224,43 +233,42 @@ async def _codes(instance: Server, query: str, token: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_a_change_to_a_user_holds_at_once_on_every_instance(
-    deployment: Deployment, tokens: tuple[str, str, str]
+    deployment: Deployment, tokens: tuple[str, str, str], two_servers: tuple[Server, Server]
 ) -> None:
     _admin, alice, bob = tokens
-    first, second = deployment.server("a"), deployment.server("b")
-    async with running([first, second]):
-        await first.data(ADD_REVIEW, token=bob)
-        counts = set()
-        for instance in (first, second):  # each instance caches both lookups and the count
-            for _ in range(2):
-                assert await _codes(instance, INVALIDATE, alice) == ["FORBIDDEN"]
-                assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
-                counts.add((await instance.data(REVIEW_COUNT))["book"]["reviewCount"])
-        [with_bob] = counts
+    first, second = two_servers
+    await first.data(ADD_REVIEW, token=bob)
+    counts = set()
+    for instance in (first, second):  # each instance caches both lookups and the count
+        for _ in range(2):
+            assert await _codes(instance, INVALIDATE, alice) == ["FORBIDDEN"]
+            assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
+            counts.add((await instance.data(REVIEW_COUNT))["book"]["reviewCount"])
+    [with_bob] = counts
 
-        async def everywhere(expected: list[str], token: str = alice) -> None:
-            for instance in (first, second):
-                assert await _codes(instance, INVALIDATE, token) == expected, instance.name
-
-        for command, expected in (
-            (("user", "promote", "alice"), []),
-            (("user", "demote", "alice"), ["FORBIDDEN"]),
-            (("token", "create", "alice", "--admin"), []),  # promotes an existing user
-        ):
-            done = deployment.strata(*command)
-            assert done.returncode == 0, done.stderr
-            await everywhere(expected)
-        await everywhere([], token=done.stdout.strip())  # the new token is an admin's too
-        assert deployment.strata("user", "promote", "alice").returncode == 0  # already: a no-op
-        assert deployment.strata("user", "demote", "nobody").returncode == 1
-
-        deleted = deployment.strata("user", "delete", "bob")
-        assert deleted.returncode == 0, deleted.stderr
-        assert "1 review" in deleted.stdout
+    async def everywhere(expected: list[str], token: str = alice) -> None:
         for instance in (first, second):
-            assert (await instance.post(ME, token=bob)).status_code == 401
-            assert (await instance.data(REVIEW_COUNT))["book"]["reviewCount"] == with_bob - 1
-        assert deployment.strata("user", "delete", "bob").returncode == 1
+            assert await _codes(instance, INVALIDATE, token) == expected, instance.name
+
+    for command, expected in (
+        (("user", "promote", "alice"), []),
+        (("user", "demote", "alice"), ["FORBIDDEN"]),
+        (("token", "create", "alice", "--admin"), []),  # promotes an existing user
+    ):
+        done = deployment.strata(*command)
+        assert done.returncode == 0, done.stderr
+        await everywhere(expected)
+    await everywhere([], token=done.stdout.strip())  # the new token is an admin's too
+    assert deployment.strata("user", "promote", "alice").returncode == 0  # already: a no-op
+    assert deployment.strata("user", "demote", "nobody").returncode == 1
+
+    deleted = deployment.strata("user", "delete", "bob")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "1 review" in deleted.stdout
+    for instance in (first, second):
+        assert (await instance.post(ME, token=bob)).status_code == 401
+        assert (await instance.data(REVIEW_COUNT))["book"]["reviewCount"] == with_bob - 1
+    assert deployment.strata("user", "delete", "bob").returncode == 1
 
 
 # --- findings in the request path (graph/web): for its integrator -------------------------

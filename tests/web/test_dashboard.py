@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from graph.observability.exposition import parse
+from graph.observability.figures import quantile
 from graph.settings import Settings
-from graph.web.dashboard import quantile
 from tests import conftest
 from tests.support.api import prepare_database, running_api
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS

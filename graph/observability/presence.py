@@ -1,0 +1,134 @@
+"""Every serving process publishes its figures to Redis every few seconds, under a key of
+its own with a short TTL (cache.instances), so `strata cache stats` and `/dashboard` can
+show the whole deployment. Publishing runs in the background, under the cache's Redis
+deadline, and is skipped while Redis is away: it never fails or slows a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cache import TieredCache
+from cache.instances import InstanceBoard
+from graph.observability.activity import Activity
+from graph.observability.exposition import Scrape
+from graph.observability.figures import activity_figures, figures
+from graph.observability.metrics import Metrics
+
+log = logging.getLogger("strata")
+
+TTL_FACTOR = 3
+"""A record outlives its publishing interval this many times: one or two late publishes
+do not drop a live instance, and a dead one is gone a few seconds later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    id: str
+    host: str
+    pid: int
+    started_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def of_this_process(cls) -> Identity:
+        # Random, not host:pid: pids are reused, and containers all run as pid 1.
+        return cls(secrets.token_hex(4), socket.gethostname(), os.getpid())
+
+    def describe(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "uptime": now - self.started_at,
+            "published_at": now,
+        }
+
+
+def own_record(
+    identity: Identity, metrics: Metrics, cache: TieredCache, activity: Activity
+) -> dict[str, Any]:
+    """This process's figures (its own registry, not its siblings' under --workers N)."""
+    engine = cache.stats
+    metrics.absorb_engine_stats(engine)
+    return {
+        "instance": identity.describe(time.time()),
+        **figures(Scrape.of_registry(metrics.registry), engine, cache.status),
+        **activity_figures(activity),
+    }
+
+
+def decode(raw: bytes) -> dict[str, Any] | None:
+    """A published record, or None for anything that does not look like one (a record
+    written by an incompatible version is skipped, not fatal)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    instance = record.get("instance")
+    if not isinstance(instance, dict) or not {"id", "host", "pid"} <= set(instance):
+        return None
+    if not isinstance(record.get("tiers"), dict) or not isinstance(record.get("requests"), dict):
+        return None
+    return record
+
+
+class Presence:
+    """Publishes this process's record every `interval_s` seconds and reads everyone's."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        cache: TieredCache,
+        build: Callable[[], dict[str, Any]],
+        interval_s: float,
+    ) -> None:
+        self.identity = identity
+        self.interval_s = interval_s
+        self.ttl_s = interval_s * TTL_FACTOR
+        self._board = InstanceBoard(cache, self.ttl_s)
+        self._build = build
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="strata-presence")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._board.publish(self.identity.id, orjson.dumps(self._build()))
+            except Exception:  # a figure that fails to build must not end the loop
+                log.exception("could not publish this instance's figures")
+            await asyncio.sleep(self.interval_s)
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        await self._board.withdraw(self.identity.id)
+
+    async def records(self, timeout_s: float) -> list[dict[str, Any]]:
+        return await live_records(self._board, timeout_s)
+
+
+async def live_records(board: InstanceBoard, timeout_s: float) -> list[dict[str, Any]]:
+    """Every live instance's latest record. Raises when Redis cannot be read."""
+    raw = await board.records(timeout_s)
+    return [record for record in map(decode, raw.values()) if record is not None]

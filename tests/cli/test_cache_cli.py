@@ -48,12 +48,14 @@ async def test_keys_and_inspect_show_what_is_cached(
     cached_settings: Settings, cached_api: Api
 ) -> None:
     await cached_api.data('{ book(id: "1") { title reviewCount } }')
-    tagged = await json_of(cached_settings, "keys", "--tag", "Book:1")
+    tagged = (await json_of(cached_settings, "keys", "--tag", "Book:1"))["entries"]
     keys = {entry["key"] for entry in tagged}
     assert "Book:1" in keys
     assert all("Book:1" in entry["tags"] for entry in tagged)
     assert all(entry["ttl_seconds"] > 0 for entry in tagged)
-    by_pattern = await json_of(cached_settings, "keys", "--pattern", "Book.review_count:*")
+    by_pattern = (await json_of(cached_settings, "keys", "--pattern", "Book.review_count:*"))[
+        "entries"
+    ]
     assert [entry["key"] for entry in by_pattern] == ["Book.review_count:1:"]
     entry = await json_of(cached_settings, "inspect", "Book:1")
     assert entry["valid"] is True
@@ -93,7 +95,7 @@ async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> No
     flushed = await json_of(cached_settings, "flush")
     assert flushed["global_tag_invalidated"] is True
     assert flushed["deleted_keys"] > 0
-    assert await json_of(cached_settings, "keys") == []
+    assert (await json_of(cached_settings, "keys"))["entries"] == []
     with counting_statements(cached_api.services.db.engine) as statements:
         await cached_api.data(query)
     assert statements, "after a flush the next read goes to the database"

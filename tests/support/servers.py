@@ -92,6 +92,21 @@ class Server:
             self._log = None
         return None if process is None else process.returncode
 
+    async def kill(self) -> None:
+        """SIGKILL: the process dies without its shutdown (nothing withdrawn, flushed or
+        closed), as after a crash or an OOM kill."""
+        process = self._process
+        assert process is not None, f"{self.name} is not running"
+        process.kill()
+        await process.wait()
+        await self.stop()
+
+    @property
+    def pid(self) -> int:
+        """The process `strata serve` runs in (with --workers N, their supervisor)."""
+        assert self._process is not None, f"{self.name} is not running"
+        return self._process.pid
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

@@ -7,7 +7,6 @@ deadline, and is skipped while Redis is away: it never fails or slows a request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 
 from cache import TieredCache
+from cache.background import BackgroundTasks
 from cache.instances import InstanceBoard
 from graph.observability.activity import Activity
 from graph.observability.exposition import Scrape
@@ -101,11 +101,14 @@ class Presence:
         self.ttl_s = interval_s * TTL_FACTOR
         self._board = InstanceBoard(cache, self.ttl_s)
         self._build = build
-        self._task: asyncio.Task[None] | None = None
+        # The engine's own task set: a cancel that lands inside a Redis call can come out
+        # as a timeout, which the loop would take for a failed publish; it re-cancels.
+        self._tasks: BackgroundTasks | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="strata-presence")
+        if self._tasks is None:
+            self._tasks = BackgroundTasks()
+            self._tasks.spawn(self._run())
 
     async def _run(self) -> None:
         while True:
@@ -116,12 +119,10 @@ class Presence:
             await asyncio.sleep(self.interval_s)
 
     async def close(self) -> None:
-        if self._task is None:
+        if self._tasks is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._tasks.cancel_all()
+        self._tasks = None
         await self._board.withdraw(self.identity.id)
 
     async def records(self, timeout_s: float) -> list[dict[str, Any]]:

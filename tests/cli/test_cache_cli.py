@@ -16,7 +16,7 @@ from sqlalchemy import text
 from graph.settings import Settings
 from tests.support.api import Api, prepare_database
 from tests.support.redis_server import free_port
-from tests.support.servers import STRATA, Server, running, server_env
+from tests.support.servers import Server, run_strata, running, server_env
 from tests.support.sql_counter import counting_statements
 
 
@@ -36,17 +36,7 @@ async def run_cache(settings: Settings, *args: str, columns: int = 200) -> tuple
         "STRATA_LOG_LEVEL": "WARNING",
         "COLUMNS": str(columns),
     }
-    process = await asyncio.create_subprocess_exec(
-        str(STRATA),
-        "cache",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_strata(env, "cache", *args)
 
 
 async def json_of(settings: Settings, *args: str) -> Any:

@@ -4,7 +4,6 @@ started from deploy/redis-cluster.conf, joined by deploy/redis-cluster-init.sh."
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -22,8 +21,13 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; none are l
 from redis.cluster import RedisCluster
 
 from graph.cli.redis_process import redis_server_binary
-from graph.settings import Settings
-from tests.deploy.test_deploy_files import DEPLOY, settings_env_names
+from tests.deploy.test_deploy_files import (
+    DEPLOY,
+    redis_directives,
+    settings_env_names,
+    settings_from,
+    start_shipped_redis,
+)
 
 CLUSTER_COMPOSE = DEPLOY / "compose.cluster.yaml"
 CLUSTER_CONF = DEPLOY / "redis-cluster.conf"
@@ -82,30 +86,15 @@ def test_cluster_app_settings_validate_and_name_a_cluster_node(
         assert (
             environment["STRATA_CACHE_SECRET"] == "${STRATA_CACHE_SECRET:?set STRATA_CACHE_SECRET}"
         )
-        for name in list(os.environ):
-            if name in settings_env_names():
-                monkeypatch.delenv(name)
-        for name, value in environment.items():
-            monkeypatch.setenv(name, "operator-secret" if name == "STRATA_CACHE_SECRET" else value)
-        settings = Settings()
+        settings = settings_from(environment, monkeypatch)
         assert settings.redis_url is not None
         assert re.fullmatch(r"redis://redis-[123]:6379/0", settings.redis_url)
         assert "@postgres:5432/" in settings.database_url
         assert settings.env == "production"
 
 
-def cluster_conf() -> dict[str, str]:
-    directives: dict[str, str] = {}
-    for line in CLUSTER_CONF.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition(" ")
-            directives[name.lower()] = value.strip()
-    return directives
-
-
 def test_cluster_conf_keeps_the_single_redis_guarantees() -> None:
-    directives = cluster_conf()
+    directives = redis_directives(CLUSTER_CONF.name)
     assert directives["cluster-enabled"] == "yes"
     assert directives["cluster-require-full-coverage"] == "no"  # one master down ≠ all down
     assert directives["appendonly"] == "yes"
@@ -140,39 +129,28 @@ def shipped_nodes(tmp_path: Path) -> Iterator[list[int]]:
         for index in range(3):
             home = tmp_path / f"node-{index}"
             home.mkdir()
-            config = home / "redis.conf"
-            text = re.sub(r"^dir .*$", f"dir {home}", CLUSTER_CONF.read_text(), flags=re.M)
-            config.write_text(text)
             port = cluster_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        redis_server_binary(),
-                        str(config),
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            processes.append(start_shipped_redis(CLUSTER_CONF.name, home, port))
             ports.append(port)
-        for port in ports:
-            wait_for_ping(port)
+        for port, process in zip(ports, processes, strict=True):
+            wait_for_ping(port, process)
         yield ports
     finally:
         for process in processes:
             process.kill()
             process.wait(timeout=10)
+            if process.stdout:
+                process.stdout.close()
 
 
-def wait_for_ping(port: int) -> None:
+def wait_for_ping(port: int, process: subprocess.Popen[bytes]) -> None:
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5)
     deadline = time.monotonic() + 10
     try:
         while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"redis-server refused {CLUSTER_CONF.name}:\n{output}")
             try:
                 if client.ping():
                     return

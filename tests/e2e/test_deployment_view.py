@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.support.api import prepare_database
-from tests.support.servers import STRATA, Server, running, server_env
+from tests.support.servers import Server, run_strata, running, server_env
 
 T = TypeVar("T")
 
@@ -35,21 +35,8 @@ TIER_SERIES = {
 }
 
 
-async def strata(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(STRATA),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def stats(env: dict[str, str]) -> dict[str, Any]:
-    code, out, err = await strata(env, "cache", "stats", "--json")
+    code, out, err = await run_strata(env, "cache", "stats", "--json")
     assert code == 0, err
     report: dict[str, Any] = json.loads(out)
     return report
@@ -123,7 +110,7 @@ async def test_stats_and_dashboard_show_every_instance_of_the_deployment(
         assert sum(row["requests"] for row in rows) == requests
 
         # The same, readable: one row per instance, its id printed whole.
-        code, text, err = await strata(cli_env, "cache", "stats")
+        code, text, err = await run_strata(cli_env, "cache", "stats")
         assert code == 0, err
         assert "4 live instances" in text
         for row in rows:
@@ -147,7 +134,7 @@ async def test_stats_and_dashboard_show_every_instance_of_the_deployment(
         assert made[0]["source"] == "mutation"
 
         # An operator's invalidation: no instance made it, every one heard it.
-        code, _out, err = await strata(cli_env, "cache", "invalidate", "--tag", "Book:2")
+        code, _out, err = await run_strata(cli_env, "cache", "invalidate", "--tag", "Book:2")
         assert code == 0, err
         heard = await until(
             dashboard,
@@ -197,6 +184,6 @@ async def test_no_instance_listed_when_none_runs(
     report = await stats(env)
     assert report["deployment"]["instance_count"] == 0
     assert report["server"] is None
-    code, text, _err = await strata(env, "cache", "stats")
+    code, text, _err = await run_strata(env, "cache", "stats")
     assert code == 0
     assert "no live instance" in " ".join(text.split())

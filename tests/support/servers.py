@@ -175,6 +175,20 @@ class Server:
         return body
 
 
+async def run_strata(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`strata ARGS` as a subprocess in `env`: its exit status, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        str(STRATA),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 def outside_env(*also: str) -> dict[str, str]:
     """Our environment without what would configure a Strata process (STRATA_*, REDIS_URL,
     DATABASE_URL) nor the variables named in ``also``."""

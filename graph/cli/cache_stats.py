@@ -66,7 +66,7 @@ def uptime_text(seconds: float) -> str:
 
 
 def redis_table(summary: Mapping[str, Any]) -> Table:
-    table = Table(title=f"cache {summary['namespace']} ({summary['status']})")
+    table = Table(title="Redis")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name in REDIS_FIGURES:
@@ -103,7 +103,13 @@ def instances_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def heading(console: Console, summary: Mapping[str, Any]) -> None:
+    # A line of its own: a table title would wrap a long namespace.
+    console.print(f"cache {summary['namespace']} ({summary['status']})", soft_wrap=True)
+
+
 def print_deployment(console: Console, report: Mapping[str, Any]) -> None:
+    heading(console, report["redis"])
     console.print(redis_table(report["redis"]))
     view = report["deployment"]
     count = view["instance_count"]
@@ -126,6 +132,7 @@ def print_deployment(console: Console, report: Mapping[str, Any]) -> None:
 
 
 def print_server(console: Console, summary: Mapping[str, Any], server: str, served: Any) -> None:
+    heading(console, summary)
     table = redis_table(summary)
     if served is None:
         table.add_row("server", f"not reachable at {server}")

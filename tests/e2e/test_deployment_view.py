@@ -113,6 +113,7 @@ async def test_stats_and_dashboard_show_every_instance_of_the_deployment(
         code, text, err = await run_strata(cli_env, "cache", "stats")
         assert code == 0, err
         assert "4 live instances" in text
+        print(f"\n$ strata cache stats\n{text}")
         for row in rows:
             assert row["id"] in text
 

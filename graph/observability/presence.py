@@ -23,7 +23,7 @@ from cache.background import BackgroundTasks
 from cache.instances import InstanceBoard
 from graph.observability.activity import Activity
 from graph.observability.exposition import Scrape
-from graph.observability.figures import activity_figures, figures
+from graph.observability.figures import TIERS, activity_figures, figures
 from graph.observability.metrics import Metrics
 
 log = logging.getLogger("strata")
@@ -78,12 +78,45 @@ def decode(raw: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(record, dict):
         return None
+    return record if _well_formed(record) else None
+
+
+def _numbers(found: Any, *names: str) -> bool:
+    return isinstance(found, dict) and all(isinstance(found.get(n), int | float) for n in names)
+
+
+def _items(record: dict[str, Any], name: str) -> list[Any]:
+    found = record.get(name, [])
+    return found if isinstance(found, list) else [None]  # [None] fails every item check
+
+
+def _well_formed(record: dict[str, Any]) -> bool:
+    """What the deployment view reads without checking again."""
     instance = record.get("instance")
-    if not isinstance(instance, dict) or not {"id", "host", "pid"} <= set(instance):
-        return None
-    if not isinstance(record.get("tiers"), dict) or not isinstance(record.get("requests"), dict):
-        return None
-    return record
+    tiers = record.get("tiers")
+    if not isinstance(instance, dict) or not isinstance(tiers, dict):
+        return False
+    return (
+        _numbers(instance, "pid", "started_at", "uptime", "published_at")
+        and isinstance(instance.get("id"), str)
+        and isinstance(instance.get("host"), str)
+        and _numbers(record.get("requests"), "total")
+        and all(_numbers(tiers.get(name), "hits", "misses") for name in TIERS)
+        and all(
+            _numbers(item, "reads") and isinstance(item.get("key"), str)
+            for item in _items(record, "hot_keys")
+        )
+        and all(
+            _numbers(item, "invalidations") and isinstance(item.get("tag"), str)
+            for item in _items(record, "hot_tags")
+        )
+        and all(
+            _numbers(item, "at")
+            and isinstance(item.get("source"), str)
+            and isinstance(item.get("tags"), list)
+            for item in _items(record, "recent_invalidations")
+        )
+    )
 
 
 class Presence:

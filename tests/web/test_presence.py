@@ -8,6 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
+from cache.instances import InstanceBoard
 from graph.cli.redis_process import RedisServer
 from graph.observability.activity import BROADCAST, Activity
 from graph.observability.exposition import Scrape
@@ -102,3 +105,31 @@ def test_an_instance_hears_its_own_bumps_once_and_others_as_broadcast() -> None:
         (BROADCAST, ("Book:1",)),
         ("mutation", ("Book:1", "Author:2")),
     ]
+
+
+async def test_records_that_do_not_parse_are_left_out_of_the_view(
+    cached_settings: Settings,
+) -> None:
+    """A foreign or older writer's record under the same key space must not break the
+    dashboard nor `strata cache stats`: it is skipped."""
+    settings = cached_settings.model_copy(update={"redis_timeout_ms": 1000})
+    async with running_api(settings) as api:
+        board = InstanceBoard(api.services.cache, ttl_s=30)
+        me = api.services.presence.identity.id
+        older = {"instance": {"id": "old", "host": "h", "pid": 1}, "tiers": {}, "requests": {}}
+        assert await board.publish("garbage", b"not json")
+        assert await board.publish("old", orjson.dumps(older))
+        assert await board.publish("list", orjson.dumps([1, 2]))
+        answer = await api.client.get("/dashboard/data")
+        assert answer.status_code == 200
+        rows = answer.json()["deployment"]["instances"]
+        assert [row["id"] for row in rows] == [me]
+
+        async def listed() -> list[str]:
+            return [r["instance"]["id"] for r in await api.services.presence.records(2.0)]
+
+        async def published() -> bool:
+            return me in await listed()
+
+        await eventually(published, 5, "never published")
+        assert await listed() == [me]

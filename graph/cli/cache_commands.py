@@ -80,7 +80,11 @@ def stats(
             return
         cache_stats.print_server(console, summary, server, served)
         return
-    report = _run(cache_stats.whole_deployment)
+    try:
+        report = _run(cache_stats.whole_deployment)
+    except (RedisError, OSError, TimeoutError) as error:
+        errors.print(f"[red]could not read Redis: {error!r}")
+        raise typer.Exit(1) from None
     if as_json:
         _print_json({**report, "server": None})
         return

@@ -54,7 +54,7 @@ async def deployment_records(services: Services) -> tuple[list[dict[str, Any]], 
     if services.cache.redis_tier is None:
         return [own], "no Redis: this process only"
     try:
-        published = await presence.records(max(RECORDS_TIMEOUT_S, presence.interval_s / 4))
+        published = await presence.records(RECORDS_TIMEOUT_S)
     except Exception as error:  # Redis away or slow: show what this process knows
         log.warning("dashboard: instance records unreadable: %r", error)
         return [own], "Redis could not be read: this process only"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from graph.cli.redis_process import free_port
 from tests.support.api import prepare_database
 from tests.support.servers import Server, run_strata, running, server_env
 
@@ -172,10 +173,11 @@ async def test_stats_and_dashboard_show_every_instance_of_the_deployment(
         assert now["deployment"]["instance_count"] == 2
 
 
-async def test_no_instance_listed_when_none_runs(
+async def test_stats_with_no_instance_running_then_with_no_redis(
     sqlite_url: str, redis_url: str, key_prefix: str
 ) -> None:
-    """A command-line process is not an instance: it publishes nothing."""
+    """A command-line process is not an instance: it publishes nothing. Without Redis the
+    command says so and fails, rather than showing an empty deployment."""
     await prepare_database(sqlite_url)
     env = {
         **server_env(sqlite_url, redis_url, key_prefix),
@@ -188,3 +190,7 @@ async def test_no_instance_listed_when_none_runs(
     code, text, _err = await run_strata(env, "cache", "stats")
     assert code == 0
     assert "no live instance" in " ".join(text.split())
+    env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    code, text, err = await run_strata(env, "cache", "stats")
+    assert code == 1
+    assert "could not read Redis" in err

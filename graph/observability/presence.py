@@ -132,6 +132,7 @@ class Presence:
         self.identity = identity
         self.interval_s = interval_s
         self.ttl_s = interval_s * TTL_FACTOR
+        self._cache = cache
         self._board = InstanceBoard(cache, self.ttl_s)
         self._build = build
         # The engine's own task set: a cancel that lands inside a Redis call can come out
@@ -139,6 +140,9 @@ class Presence:
         self._tasks: BackgroundTasks | None = None
 
     def start(self) -> None:
+        config = self._cache.config
+        if not config.enabled or config.redis_url is None:
+            return  # no Redis to publish to: the dashboard shows this process alone
         if self._tasks is None:
             self._tasks = BackgroundTasks()
             self._tasks.spawn(self._run())

@@ -215,6 +215,12 @@ class TieredCache:
             return len(set(tags))
         return await self._invalidator.invalidate(tags)
 
+    def on_invalidation_received(self, callback: Callable[[Sequence[str]], None]) -> None:
+        """Calls ``callback(tags)`` for every invalidation this instance hears on the
+        broadcast: other instances', an operator's, and its own (each instance hears its
+        own bumps too). Called on the listener's task: keep it quick, never blocking."""
+        self._invalidator.observe(callback)
+
     # -- health and introspection --------------------------------------------------------
 
     async def check(self) -> str:

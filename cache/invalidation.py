@@ -3,13 +3,18 @@ guard, or queued), and the broadcast from other instances."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 
 from cache.counters import Counters
 from cache.health import RedisHealth
 from cache.memory import TinyLFUStore
 from cache.singleflight import SingleFlight
 from cache.versions import TagVersionView
+
+logger = logging.getLogger(__name__)
+
+OnReceived = Callable[[Sequence[str]], None]
 
 
 class Invalidator:
@@ -26,6 +31,10 @@ class Invalidator:
         self._l1 = l1
         self._flights = flights
         self._health = health
+        self._observers: list[OnReceived] = []
+
+    def observe(self, callback: OnReceived) -> None:
+        self._observers.append(callback)
 
     async def invalidate(self, tags: Iterable[str]) -> int:
         unique = list(dict.fromkeys(tags))
@@ -44,6 +53,11 @@ class Invalidator:
         self._counters.add("invalidations_received")
         self._view.merge(zip(tags, versions, strict=True))
         self._flights.detach(tags)
+        for observer in self._observers:
+            try:
+                observer(tags)
+            except Exception:  # an observer's bug must not stop the listener
+                logger.exception("invalidation observer failed")
 
     def on_broadcast_connected(self) -> None:
         self.flush_l1()

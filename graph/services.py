@@ -24,6 +24,7 @@ from graph.api.schema import Schema, build_schema
 from graph.observability.activity import Activity
 from graph.observability.metrics import Metrics, tag_kind
 from graph.observability.operations import count_sql, tags_invalidated
+from graph.observability.presence import Identity, Presence, own_record
 from graph.settings import Settings
 from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
 from models.tokens import digest, is_plausible, token_tag, user_for_token
@@ -95,6 +96,7 @@ class Services:
     responses: ResponseCache
     persisted: PersistedQueries
     activity: Activity
+    presence: Presence
     _sync: asyncio.Task[None] | None = None
 
     @classmethod
@@ -106,6 +108,14 @@ class Services:
         count_sql(db.engine, metrics)
         cache = TieredCache(cache_config(settings, namespace))
         activity = Activity()
+        cache.on_invalidation_received(activity.heard)
+        identity = Identity.of_this_process()
+        presence = Presence(
+            identity,
+            cache,
+            partial(own_record, identity, metrics, cache, activity),
+            settings.instance_report_seconds,
+        )
         return cls(
             settings=settings,
             db=db,
@@ -120,6 +130,7 @@ class Services:
                 admit=schema.limits.admit,
             ),
             activity=activity,
+            presence=presence,
         )
 
     async def start(self) -> None:
@@ -141,7 +152,13 @@ class Services:
             self.metrics.absorb_engine_stats(self.cache.stats)
             await asyncio.sleep(STATS_SYNC_SECONDS)
 
+    def publish_presence(self) -> None:
+        """A serving process (not a CLI command) publishes its figures for the
+        deployment-wide view, until `close`."""
+        self.presence.start()
+
     async def close(self) -> None:
+        await self.presence.close()  # withdraws the record while Redis is still open
         if self._sync is not None:
             self._sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):

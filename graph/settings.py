@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     l1_max_entries: int = Field(10_000, ge=1)
     default_ttl: int = Field(300, ge=1)
     redis_timeout_ms: int = Field(50, ge=1)
+    # How often each process publishes its figures to Redis for the deployment-wide view
+    # (`strata cache stats`, /dashboard); a record lives three intervals.
+    instance_report_seconds: float = Field(2.0, gt=0, le=60)
     expose_cache_stats: bool | None = None
     response_cache: bool = True
     # Comma-separated operation names whose responses are never stored whole.

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
+        services.publish_presence()
         try:
             port = settings.metrics_port
             with serving_metrics(settings.metrics_host, port, services.metrics.source()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ BROAD_QUERY = (
 HEALTHZ_BOUND = 0.5
 REFUSAL_BOUND = 0.5
 ME = "{ me { id name } }"
+PRESENCE_KEY = re.compile(rb"\}:(i:[^:]+|instances)$")  # cache/instances.py
 
 
 class Deployment:
@@ -49,10 +51,16 @@ class Deployment:
         return Server(name, dict(self.env), self.log_dir)
 
     async def namespace_keys(self) -> tuple[int, int]:
-        """Keys under this deployment's prefix and their bytes (SCAN, MEMORY USAGE)."""
+        """Cache keys under this deployment's prefix and their bytes (SCAN, MEMORY USAGE).
+        The servers' own presence records (``…i:<id>``, ``…instances``) are left out: they
+        are rewritten every few seconds with new figures, whatever clients send."""
         client = aioredis.Redis.from_url(self.redis_url)
         try:
-            keys = [key async for key in client.scan_iter(match=f"*{self.key_prefix}*")]
+            keys = [
+                key
+                async for key in client.scan_iter(match=f"*{self.key_prefix}*")
+                if not PRESENCE_KEY.search(key)
+            ]
             sizes = [await client.memory_usage(key) or 0 for key in keys]
             return len(keys), sum(sizes)
         finally:

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from graph.services import Services
 from graph.settings import Settings
+from models import Database
+from models.tables import OUTBOX
 from tests.support.api import Api, prepare_database
 from tests.support.redis_server import free_port
 from tests.support.servers import STRATA, Server, running, server_env
@@ -20,6 +23,11 @@ from tests.support.sql_counter import counting_statements
 
 
 async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
+    code, out, _ = await strata_cache_with_errors(settings, *args)
+    return code, out
+
+
+async def strata_cache_with_errors(settings: Settings, *args: str) -> tuple[int, str, str]:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -30,11 +38,16 @@ async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
         "COLUMNS": "200",
     }
     process = await asyncio.create_subprocess_exec(
-        str(STRATA), "cache", *args, env=env, stdout=asyncio.subprocess.PIPE
+        str(STRATA),
+        "cache",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
-    return process.returncode, out.decode()
+    return process.returncode, out.decode(), err.decode()
 
 
 async def json_of(settings: Settings, *args: str) -> Any:
@@ -162,3 +175,48 @@ async def test_commands_that_change_the_cache_fail_when_redis_is_unreachable(
     assert code != 0, out
     assert "invalidated" not in out
     assert "flushed" not in out
+
+
+@pytest.mark.slow
+async def test_invalidate_with_redis_unreachable_is_queued_in_the_outbox_and_applied_later(
+    cached_settings: Settings, redis_url: str
+) -> None:
+    """Issue 13 item 4: the command says it queued the invalidation (and exits non-zero);
+    its outbox row is applied by the relay of the next instance that reaches Redis."""
+    unreachable = cached_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    await prepare_database(unreachable.database_url)
+    code, out, err = await strata_cache_with_errors(unreachable, "invalidate", "--tag", "Book:1")
+    assert code == 1, out
+    assert "queued in the outbox: applied when Redis is back" in " ".join(err.split())
+    assert "invalidated 1 tag" not in out
+    rows = await outbox_rows(cached_settings.database_url)
+    assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], False)]
+
+    # An instance reaching Redis applies it at start: the version of Book:1 moves.
+    services = Services.create(cached_settings)
+    await services.start()
+    try:
+        tier = services.cache.redis_tier
+        assert tier is not None
+        await services.cache.relay_pass()
+        version = await tier.client.get(tier.keys.tag("Book:1"))
+        assert version is not None
+        await services.cache.relay_pass()
+    finally:
+        await services.close()
+    rows = await outbox_rows(cached_settings.database_url)
+    assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], True)]
+
+
+async def outbox_rows(database_url: str) -> list[tuple[list[str], bool]]:
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            found = await conn.execute(
+                select(OUTBOX.c.tags, OUTBOX.c.applied_at).order_by(OUTBOX.c.id)
+            )
+            return [(list(tags), applied is not None) for tags, applied in found]
+    finally:
+        await db.dispose()

@@ -93,7 +93,8 @@ async def _add_reviews(url: str, book_id: int, count: int) -> None:
             total = await conn.scalar(
                 select(func.count()).select_from(REVIEWS).where(REVIEWS.c.book_id == book_id)
             )
-            assert total is not None and total > 1000
+            assert total is not None
+            assert total > 1000
     finally:
         await db.dispose()
 

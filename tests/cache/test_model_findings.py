@@ -1,0 +1,198 @@
+"""The design bugs the protocol model found (docs/decisions.md, "What the model found in
+the design"), each replayed deterministically on a real Redis and a real outbox table,
+and the L1 half of issue 13 item 1's guard. Each fails without its fix."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import pytest
+import redis.asyncio as aioredis
+
+from cache import TieredCache
+from cache.redis_tier import ReadResult
+from models import Database
+from models.outbox import DatabaseOutbox
+from tests.cache.conftest import Source, config_for, eventually, own_tag
+from tests.support.redis_server import RedisServer, free_port
+
+LONG_GRACE = {
+    "outbox_grace_seconds": 3600.0,
+    "outbox_relay_seconds": 3600.0,
+    "breaker_reset_seconds": 3600.0,
+    "degraded_l1_ttl": 30.0,
+}
+"""Nothing happens by itself: no relay pass, no probe; the test drives every step."""
+NO_GRACE = {**LONG_GRACE, "outbox_grace_seconds": 0.0}
+
+
+@pytest.fixture
+async def outbox(sqlite_url: str) -> AsyncIterator[DatabaseOutbox]:
+    db = Database(sqlite_url)
+    yield DatabaseOutbox(db)
+    await db.dispose()
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[TieredCache]]:
+    engines: list[TieredCache] = []
+    yield engines
+    for engine in engines:
+        await engine.close()
+
+
+async def start(
+    made: list[TieredCache], url: str, prefix: str, outbox: DatabaseOutbox, **over: Any
+) -> TieredCache:
+    cache = TieredCache(config_for(url, prefix, **over), outbox)
+    await cache.start()
+    made.append(cache)
+    return cache
+
+
+async def test_pending_is_checked_when_a_read_starts(
+    made: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
+) -> None:
+    """Finding 1. A read that reached Redis while a row covering its key was pending here
+    (old entry, old version: equal, so valid) must not serve what it read once the row
+    was applied meanwhile and the mark cleared."""
+    writer = await start(made, redis_url, key_prefix, outbox, **NO_GRACE)
+    assert await writer.get_many_or_load(["k"], Source({"k": "old"}).load, tags=own_tag) == {
+        "k": "old"
+    }
+    row = await outbox.record(["k"])  # a write committed; its bump has not happened
+    reader = await start(made, redis_url, key_prefix, outbox, **LONG_GRACE)
+    assert reader.stats["pending_invalidations"] == 1  # marked at start
+
+    tier = reader.redis_tier
+    assert tier is not None
+    real_read = tier.read
+    replied = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_reply(*args: Any) -> ReadResult:  # the network holding the reply
+        result = await real_read(*args)
+        replied.set()
+        await release.wait()
+        return result
+
+    tier.read = slow_reply  # type: ignore[method-assign]
+    source = Source({"k": "new"})
+    read = asyncio.create_task(reader.get_many_or_load(["k"], source.load, tags=own_tag))
+    await asyncio.wait_for(replied.wait(), 2)  # Redis answered: old entry, old version
+    tier.read = real_read  # type: ignore[method-assign]
+    assert await writer.invalidate(["k"], row=row) == 1  # the row is applied...
+    await writer.close()
+    await reader.relay_pass()  # ...and the reader, seeing it applied, clears its mark
+    assert reader.stats["pending_invalidations"] == 0
+    release.set()
+    assert await read == {"k": "new"}
+
+
+async def test_a_late_broadcast_does_not_revalidate_a_dropped_tag(
+    made: list[TieredCache], redis_server: RedisServer, key_prefix: str, outbox: DatabaseOutbox
+) -> None:
+    """Finding 2. A broadcast of version 2 arriving after a later invalidation dropped the
+    tag (and after that invalidation's row was applied elsewhere) must not bring back the
+    L1 entry stamped 2."""
+    url = redis_server.url
+    client = aioredis.Redis.from_url(url)
+    try:
+        source = Source({"k": "v1"})
+        writer = await start(made, url, key_prefix, outbox, **LONG_GRACE)
+        await writer.get_many_or_load(["k"], source.load, tags=own_tag)
+        source.data["k"] = "v2"
+        await writer.invalidate(["k"], row=await outbox.record(["k"]))
+        assert await writer.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v2"}
+        tier = writer.redis_tier
+        assert tier is not None
+        version_2 = int(await client.get(tier.keys.tag("k")) or 0)
+
+        await client.replicaof("127.0.0.1", free_port())  # Redis refuses writes
+        source.data["k"] = "v3"
+        await writer.invalidate(["k"], row=await outbox.record(["k"]))
+        assert writer.stats["pending_invalidations"] == 1
+        await client.replicaof("NO", "ONE")
+        applier = await start(made, url, key_prefix, outbox, **NO_GRACE)
+        await applier.relay_pass()  # version 3
+        await applier.close()
+        await writer.relay_pass()  # applied elsewhere: the writer clears its mark
+        assert writer.stats["pending_invalidations"] == 0
+
+        received = writer.stats["invalidations_received"]
+        late = msgpack.packb([["k"], [version_2]])
+        await client.publish(tier.keys.channel, late)  # the old broadcast, delivered late
+        await eventually(lambda: writer.stats["invalidations_received"] > received)
+        assert await writer.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v3"}
+    finally:
+        await client.aclose()
+
+
+async def test_a_broadcast_for_a_pending_tag_is_kept(
+    made: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
+) -> None:
+    """Finding 3. A newer version broadcast while a tag is pending here must not be lost
+    to the (older) result of this instance's own bump handled after it: the entry read at
+    that older version must not be served after the newer write."""
+    source = Source({"k": "v1"})
+    row = await outbox.record(["k"])
+    relay = await start(made, redis_url, key_prefix, outbox, **NO_GRACE)  # "k" pending
+    other = await start(made, redis_url, key_prefix, outbox, **LONG_GRACE)
+    tier = relay.redis_tier
+    assert tier is not None
+    real_invalidate = tier.invalidate
+    bumped = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_reply(*args: Any) -> list[int]:
+        result = await real_invalidate(*args)
+        bumped.set()
+        await release.wait()
+        return result
+
+    tier.invalidate = slow_reply  # type: ignore[method-assign]
+    applying = asyncio.create_task(relay.relay_pass())  # bumps "k" to version 2
+    await asyncio.wait_for(bumped.wait(), 2)
+    # Read at version 2 by another instance (the value before the next write) in L2...
+    assert await other.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v1"}
+    source.data["k"] = "v2"
+    received = relay.stats["invalidations_received"]
+    await other.invalidate(["k"])  # version 3, broadcast while "k" is pending on relay
+    await eventually(lambda: relay.stats["invalidations_received"] > received)
+    release.set()
+    await applying
+    tier.invalidate = real_invalidate  # type: ignore[method-assign]
+    assert relay.stats["pending_invalidations"] == 0
+    # Version 2 (its own bump's result) must not be what the view holds now.
+    for _ in range(2):
+        assert await relay.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v2"}
+    assert row > 0
+
+
+async def test_l1_serves_an_entry_only_to_a_reader_expecting_its_tags(
+    made: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
+) -> None:
+    """Issue 13 item 1: two callers sharing a key but not tags never share the entry
+    (L2 refused it already; L1 now does too), so an invalidation of one caller's tags
+    cannot leave the other served a value computed for someone else."""
+    cache = await start(made, redis_url, key_prefix, outbox)
+    first = Source({"k": "for-a"})
+    second = Source({"k": "for-b"})
+    assert await cache.get_many_or_load(["k"], first.load, tags=lambda _: ["A"]) == {
+        "k": "for-a"
+    }
+    got = await cache.get_many_or_load(["k"], second.load, tags=lambda _: ["B"])
+    assert got == {"k": "for-b"}
+    assert second.reads == 1
+    assert await cache.get_or_load("k", _one(second), tags=["B"]) == "for-b"
+    assert await cache.get_or_load("k", _one(first), tags=["A"]) == "for-a"
+
+
+def _one(source: Source) -> Any:
+    async def load() -> Any:
+        return (await source.load(["k"]))["k"]
+
+    return load

@@ -14,9 +14,10 @@ from sqlalchemy import func, insert, select
 
 from graph.settings import Settings
 from models import Database
-from models.tables import OUTBOX, REVIEWS, utc_now
+from models.tables import REVIEWS, utc_now
 from tests.conftest import test_settings as settings_for
 from tests.support.api import Api, running_api
+from tests.support.outbox import outbox_rows
 
 BOOK = """query ($id: ID!) { book(id: $id) { id title reviewCount reviews { totalCount } } }"""
 COUNTS = "{ books { totalCount } }"
@@ -36,18 +37,6 @@ def settings(database_url: str, redis_url: str, key_prefix: str) -> Settings:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async with running_api(settings) as client:
         yield client
-
-
-async def outbox_rows(url: str) -> list[tuple[list[str], bool]]:
-    db = Database(url)
-    try:
-        async with db.engine.connect() as conn:
-            found = await conn.execute(
-                select(OUTBOX.c.tags, OUTBOX.c.applied_at).order_by(OUTBOX.c.id)
-            )
-            return [(list(tags), applied is not None) for tags, applied in found]
-    finally:
-        await db.dispose()
 
 
 async def until_applied(url: str, within: float = 10.0) -> list[tuple[list[str], bool]]:

@@ -90,3 +90,22 @@ def format2_blob(secret: bytes, redis_key: bytes, tags: list[str], body: bytes) 
     header = "\x00".join(tags).encode()
     rest = len(header).to_bytes(4, "big") + header + body
     return hmac.new(secret, redis_key + b"\x00" + rest, hashlib.sha256).digest() + rest
+
+
+@pytest.fixture
+async def engines() -> AsyncIterator[list[TieredCache]]:
+    """Engines a test starts with :func:`start_engine`; closed at the end."""
+    made: list[TieredCache] = []
+    yield made
+    for engine in made:
+        await engine.close()
+
+
+async def start_engine(
+    made: list[TieredCache], redis_url: str, namespace: str, outbox: Any, **overrides: Any
+) -> TieredCache:
+    """A started engine relaying from ``outbox`` (a :class:`cache.outbox.Outbox`)."""
+    engine = TieredCache(config_for(redis_url, namespace, **overrides), outbox)
+    await engine.start()
+    made.append(engine)
+    return engine

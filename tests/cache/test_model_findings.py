@@ -16,7 +16,7 @@ from cache import TieredCache
 from cache.redis_tier import ReadResult
 from models import Database
 from models.outbox import DatabaseOutbox
-from tests.cache.conftest import Source, config_for, eventually, own_tag
+from tests.cache.conftest import Source, eventually, own_tag, start_engine
 from tests.support.redis_server import RedisServer, free_port
 
 LONG_GRACE = {
@@ -36,35 +36,24 @@ async def outbox(sqlite_url: str) -> AsyncIterator[DatabaseOutbox]:
     await db.dispose()
 
 
-@pytest.fixture
-async def made() -> AsyncIterator[list[TieredCache]]:
-    engines: list[TieredCache] = []
-    yield engines
-    for engine in engines:
-        await engine.close()
-
-
 async def start(
     made: list[TieredCache], url: str, prefix: str, outbox: DatabaseOutbox, **over: Any
 ) -> TieredCache:
-    cache = TieredCache(config_for(url, prefix, **over), outbox)
-    await cache.start()
-    made.append(cache)
-    return cache
+    return await start_engine(made, url, prefix, outbox, **over)
 
 
 async def test_pending_is_checked_when_a_read_starts(
-    made: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
+    engines: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
 ) -> None:
     """Finding 1. A read that reached Redis while a row covering its key was pending here
     (old entry, old version: equal, so valid) must not serve what it read once the row
     was applied meanwhile and the mark cleared."""
-    writer = await start(made, redis_url, key_prefix, outbox, **NO_GRACE)
+    writer = await start(engines, redis_url, key_prefix, outbox, **NO_GRACE)
     assert await writer.get_many_or_load(["k"], Source({"k": "old"}).load, tags=own_tag) == {
         "k": "old"
     }
     row = await outbox.record(["k"])  # a write committed; its bump has not happened
-    reader = await start(made, redis_url, key_prefix, outbox, **LONG_GRACE)
+    reader = await start(engines, redis_url, key_prefix, outbox, **LONG_GRACE)
     assert reader.stats["pending_invalidations"] == 1  # marked at start
 
     tier = reader.redis_tier
@@ -79,11 +68,11 @@ async def test_pending_is_checked_when_a_read_starts(
         await release.wait()
         return result
 
-    tier.read = slow_reply  # type: ignore[method-assign]
+    tier.read = slow_reply  # type: ignore[method-assign,assignment]
     source = Source({"k": "new"})
     read = asyncio.create_task(reader.get_many_or_load(["k"], source.load, tags=own_tag))
     await asyncio.wait_for(replied.wait(), 2)  # Redis answered: old entry, old version
-    tier.read = real_read  # type: ignore[method-assign]
+    tier.read = real_read  # type: ignore[method-assign,assignment]
     assert await writer.invalidate(["k"], row=row) == 1  # the row is applied...
     await writer.close()
     await reader.relay_pass()  # ...and the reader, seeing it applied, clears its mark
@@ -93,7 +82,7 @@ async def test_pending_is_checked_when_a_read_starts(
 
 
 async def test_a_late_broadcast_does_not_revalidate_a_dropped_tag(
-    made: list[TieredCache], redis_server: RedisServer, key_prefix: str, outbox: DatabaseOutbox
+    engines: list[TieredCache], redis_server: RedisServer, key_prefix: str, outbox: DatabaseOutbox
 ) -> None:
     """Finding 2. A broadcast of version 2 arriving after a later invalidation dropped the
     tag (and after that invalidation's row was applied elsewhere) must not bring back the
@@ -102,7 +91,7 @@ async def test_a_late_broadcast_does_not_revalidate_a_dropped_tag(
     client = aioredis.Redis.from_url(url)
     try:
         source = Source({"k": "v1"})
-        writer = await start(made, url, key_prefix, outbox, **LONG_GRACE)
+        writer = await start(engines, url, key_prefix, outbox, **LONG_GRACE)
         await writer.get_many_or_load(["k"], source.load, tags=own_tag)
         source.data["k"] = "v2"
         await writer.invalidate(["k"], row=await outbox.record(["k"]))
@@ -116,7 +105,7 @@ async def test_a_late_broadcast_does_not_revalidate_a_dropped_tag(
         await writer.invalidate(["k"], row=await outbox.record(["k"]))
         assert writer.stats["pending_invalidations"] == 1
         await client.replicaof("NO", "ONE")
-        applier = await start(made, url, key_prefix, outbox, **NO_GRACE)
+        applier = await start(engines, url, key_prefix, outbox, **NO_GRACE)
         await applier.relay_pass()  # version 3
         await applier.close()
         await writer.relay_pass()  # applied elsewhere: the writer clears its mark
@@ -132,7 +121,7 @@ async def test_a_late_broadcast_does_not_revalidate_a_dropped_tag(
 
 
 async def test_a_broadcast_during_a_pending_bump_leaves_the_newer_value(
-    made: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
+    engines: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
 ) -> None:
     """Finding 3's scenario: a newer version is broadcast while this instance's own bump
     of the tag is in flight (pending), and its older result is handled after it; the
@@ -141,8 +130,8 @@ async def test_a_broadcast_during_a_pending_bump_leaves_the_newer_value(
     not by itself catch a listener that drops broadcasts for pending tags.)"""
     source = Source({"k": "v1"})
     row = await outbox.record(["k"])
-    relay = await start(made, redis_url, key_prefix, outbox, **NO_GRACE)  # "k" pending
-    other = await start(made, redis_url, key_prefix, outbox, **LONG_GRACE)
+    relay = await start(engines, redis_url, key_prefix, outbox, **NO_GRACE)  # "k" pending
+    other = await start(engines, redis_url, key_prefix, outbox, **LONG_GRACE)
     tier = relay.redis_tier
     assert tier is not None
     real_invalidate = tier.invalidate
@@ -155,7 +144,7 @@ async def test_a_broadcast_during_a_pending_bump_leaves_the_newer_value(
         await release.wait()
         return result
 
-    tier.invalidate = slow_reply  # type: ignore[method-assign]
+    tier.invalidate = slow_reply  # type: ignore[method-assign,assignment]
     applying = asyncio.create_task(relay.relay_pass())  # bumps "k" to version 2
     await asyncio.wait_for(bumped.wait(), 2)
     # Read at version 2 by another instance (the value before the next write) in L2...
@@ -166,7 +155,7 @@ async def test_a_broadcast_during_a_pending_bump_leaves_the_newer_value(
     await eventually(lambda: relay.stats["invalidations_received"] > received)
     release.set()
     await applying
-    tier.invalidate = real_invalidate  # type: ignore[method-assign]
+    tier.invalidate = real_invalidate  # type: ignore[method-assign,assignment]
     assert relay.stats["pending_invalidations"] == 0
     # Version 2 (its own bump's result) must not be what the view holds now.
     for _ in range(2):
@@ -175,17 +164,15 @@ async def test_a_broadcast_during_a_pending_bump_leaves_the_newer_value(
 
 
 async def test_l1_serves_an_entry_only_to_a_reader_expecting_its_tags(
-    made: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
+    engines: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
 ) -> None:
     """Issue 13 item 1: two callers sharing a key but not tags never share the entry
     (L2 refused it already; L1 now does too), so an invalidation of one caller's tags
     cannot leave the other served a value computed for someone else."""
-    cache = await start(made, redis_url, key_prefix, outbox)
+    cache = await start(engines, redis_url, key_prefix, outbox)
     first = Source({"k": "for-a"})
     second = Source({"k": "for-b"})
-    assert await cache.get_many_or_load(["k"], first.load, tags=lambda _: ["A"]) == {
-        "k": "for-a"
-    }
+    assert await cache.get_many_or_load(["k"], first.load, tags=lambda _: ["A"]) == {"k": "for-a"}
     got = await cache.get_many_or_load(["k"], second.load, tags=lambda _: ["B"])
     assert got == {"k": "for-b"}
     assert second.reads == 1

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from graph.services import Services
 from graph.settings import Settings
-from models import Database
-from models.tables import OUTBOX
 from tests.support.api import Api, prepare_database
+from tests.support.outbox import outbox_rows
 from tests.support.redis_server import free_port
 from tests.support.servers import STRATA, Server, running, server_env
 from tests.support.sql_counter import counting_statements
@@ -208,15 +207,3 @@ async def test_invalidate_with_redis_unreachable_is_queued_in_the_outbox_and_app
         await services.close()
     rows = await outbox_rows(cached_settings.database_url)
     assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], True)]
-
-
-async def outbox_rows(database_url: str) -> list[tuple[list[str], bool]]:
-    db = Database(database_url)
-    try:
-        async with db.engine.connect() as conn:
-            found = await conn.execute(
-                select(OUTBOX.c.tags, OUTBOX.c.applied_at).order_by(OUTBOX.c.id)
-            )
-            return [(list(tags), applied is not None) for tags, applied in found]
-    finally:
-        await db.dispose()

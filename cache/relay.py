@@ -63,7 +63,8 @@ class Relay:
         self._cursor = 0
         """While the broadcast is up: below every row this instance may not have heard
         of. While it is lost: the highest row id polled."""
-        self._polling = False
+        self._polling = True
+        """Until the broadcast first connects too (an instance starting during an outage)."""
         self._seen: dict[int, float] = {}
         """Rows already polled, with their time: the commit window is reread."""
         self._wake = asyncio.Event()

@@ -108,3 +108,12 @@ async def test_deleting_a_book_with_over_a_thousand_reviews_leaves_nothing_stale
             assert after["books"]["totalCount"] == counts["books"]["totalCount"] - 1
     rows = await until_applied(settings.database_url)
     assert len(rows[0][0]) > 1000
+
+
+async def test_invalidate_cache_goes_through_the_outbox(api: Api, settings: Settings) -> None:
+    answer = await api.data(
+        'mutation { invalidateCache(tags: ["Book:1", "Book:2"]) }', token=api.admin_token
+    )
+    assert answer == {"invalidateCache": 2}
+    rows = await until_applied(settings.database_url)
+    assert [sorted(tags) for tags, _ in rows] == [["Book:1", "Book:2"]]

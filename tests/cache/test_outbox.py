@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy import insert
 
 from cache import TieredCache
 from cache.health import MAX_TAGS_PER_BUMP
+from cache.relay import COMMIT_WINDOW_S
 from models import Database
 from models.outbox import DatabaseOutbox
-from tests.cache.conftest import Source, own_tag, start_engine
+from models.tables import OUTBOX
+from tests.cache.conftest import Source, eventually, own_tag, start_engine
+from tests.support.redis_server import RedisServer
 
 NO_GRACE = {"outbox_grace_seconds": 0.0, "outbox_relay_seconds": 3600.0}
 """The relay runs only when a test calls ``relay_pass``, and applies every row at once."""
@@ -161,3 +165,88 @@ async def test_applied_rows_are_pruned_after_the_retention(
     await cache.relay_pass()  # its first pass prunes (and applies "b", pending since start)
     rows = await outbox.since(0, time.time() + 60, 100)
     assert [row.tags for row in rows] == [("b",)]
+
+
+async def test_an_instance_whose_broadcast_is_lost_learns_writes_from_the_outbox(
+    engines: list[TieredCache],
+    redis_server: RedisServer,
+    key_prefix: str,
+    outbox: DatabaseOutbox,
+) -> None:
+    """B connects as its own Redis user; revoking its channels drops B's subscription
+    (and refuses a new one) while its reads go on. A write's broadcast then never reaches
+    B: its relay's poll of the outbox drops what the new row covers."""
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        b_url = await own_user(admin, redis_server)
+        writer = await engine(engines, redis_server.url, key_prefix, outbox, **LONG_GRACE)
+        reader = await engine(engines, b_url, key_prefix, outbox, **LONG_GRACE)
+        await eventually(lambda: reader.broadcast_connected)
+        await admin.acl_setuser("b", enabled=True, reset_channels=True)
+        await eventually(lambda: not reader.broadcast_connected)
+        await reader.relay_pass()  # the poll right after the loss: nothing new yet
+
+        source = Source({"k": "old"})
+        assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "old"}
+        source.data["k"] = "new"
+        await writer.invalidate(["k"], row=await outbox.record(["k"]))
+        # Not told: B's L1 entry still matches its view (this is the gap polling closes).
+        assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "old"}
+        await reader.relay_pass()
+        assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+    finally:
+        await admin.aclose()
+
+
+async def own_user(admin: aioredis.Redis, server: RedisServer) -> str:
+    """A Redis user "b" allowed everything; the URL to connect as it."""
+    await admin.acl_setuser(
+        "b", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"]
+    )
+    return f"redis://b:pw@127.0.0.1:{server.port}/0"
+
+
+async def test_polling_starts_at_the_first_unapplied_row_not_the_newest(
+    engines: list[TieredCache],
+    redis_server: RedisServer,
+    key_prefix: str,
+    outbox: DatabaseOutbox,
+    database_url: str,
+) -> None:
+    """Model finding 4's second half: a row committed before B lost its broadcast and
+    applied after (its bump published to nobody on B's side) is still read by B's poll,
+    even when it is older than the window polling rereads anyway (a writer stuck for
+    minutes, Redis refusing its bump)."""
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        b_url = await own_user(admin, redis_server)
+        writer = await engine(engines, redis_server.url, key_prefix, outbox, **LONG_GRACE)
+        reader = await engine(engines, b_url, key_prefix, outbox, **LONG_GRACE)
+        await eventually(lambda: reader.broadcast_connected)
+        source = Source({"k": "old"})
+        assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "old"}
+        row = await old_row(database_url, ["k"], age=COMMIT_WINDOW_S * 2)
+        source.data["k"] = "new"  # committed with the row; the writer has not bumped yet
+        await reader.relay_pass()  # connected: only remembers where polling would start
+
+        await admin.acl_setuser("b", enabled=True, reset_channels=True)
+        await eventually(lambda: not reader.broadcast_connected)
+        await reader.get_many_or_load(["k"], source.load, tags=own_tag)  # L1 refilled
+        await reader.relay_pass()
+        await writer.invalidate(["k"], row=row)  # applied; its broadcast misses B
+        await reader.relay_pass()
+        assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+    finally:
+        await admin.aclose()
+
+
+async def old_row(database_url: str, tags: list[str], age: float) -> int:
+    """An unapplied row written ``age`` seconds ago."""
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            statement = insert(OUTBOX).values(tags=tags, created_at=time.time() - age)
+            row_id: int = (await conn.execute(statement.returning(OUTBOX.c.id))).scalar_one()
+            return row_id
+    finally:
+        await db.dispose()

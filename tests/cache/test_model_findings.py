@@ -120,47 +120,58 @@ async def test_a_late_broadcast_does_not_revalidate_a_dropped_tag(
         await client.aclose()
 
 
-async def test_a_broadcast_during_a_pending_bump_leaves_the_newer_value(
+async def test_a_broadcast_for_a_pending_tag_is_not_lost(
     engines: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
 ) -> None:
-    """Finding 3's scenario: a newer version is broadcast while this instance's own bump
-    of the tag is in flight (pending), and its older result is handled after it; the
-    newer write's value is served. (The model's counterexample also needs an L1 fill at
-    the older version, which this replay does not reach: it checks the outcome, and does
-    not by itself catch a listener that drops broadcasts for pending tags.)"""
-    source = Source({"k": "v1"})
-    row = await outbox.record(["k"])
-    relay = await start(engines, redis_url, key_prefix, outbox, **NO_GRACE)  # "k" pending
-    other = await start(engines, redis_url, key_prefix, outbox, **LONG_GRACE)
+    """Finding 3. This instance's relay bumps a pending tag (to version 2); a newer write
+    elsewhere bumps it to 3 and broadcasts while the tag is still pending here; then the
+    relay's own (older) result is handled. If the broadcast had been dropped, version 2
+    would enter the view, and a load that read the database before the newer write (its
+    versions read at 2) would fill L1 at 2 and be served after that write answered."""
+    await outbox.record(["k"])  # a row no one applied
+    relay = await start(engines, redis_url, key_prefix, outbox, **LONG_GRACE)  # pending
+    writer = await start(engines, redis_url, key_prefix, outbox, **LONG_GRACE)
     tier = relay.redis_tier
     assert tier is not None
     real_invalidate = tier.invalidate
-    bumped = asyncio.Event()
-    release = asyncio.Event()
+    bumped, release_bump = asyncio.Event(), asyncio.Event()
 
-    async def slow_reply(*args: Any) -> list[int]:
+    async def held_bump(*args: Any) -> list[int]:
         result = await real_invalidate(*args)
         bumped.set()
-        await release.wait()
+        await release_bump.wait()
         return result
 
-    tier.invalidate = slow_reply  # type: ignore[method-assign,assignment]
-    applying = asyncio.create_task(relay.relay_pass())  # bumps "k" to version 2
+    tier.invalidate = held_bump  # type: ignore[method-assign,assignment]
+    applying = asyncio.create_task(relay.relay_pass())  # bumps "k" to 2, reply held
     await asyncio.wait_for(bumped.wait(), 2)
-    # Read at version 2 by another instance (the value before the next write) in L2...
-    assert await other.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v1"}
-    source.data["k"] = "v2"
-    received = relay.stats["invalidations_received"]
-    await other.invalidate(["k"])  # version 3, broadcast while "k" is pending on relay
-    await eventually(lambda: relay.stats["invalidations_received"] > received)
-    release.set()
-    await applying
     tier.invalidate = real_invalidate  # type: ignore[method-assign,assignment]
+
+    data = {"k": "before"}
+    loading, release_load = asyncio.Event(), asyncio.Event()
+
+    async def slow_load(keys: list[str]) -> dict[str, Any]:
+        value = dict(data)  # the database read, before the newer write commits
+        loading.set()
+        await release_load.wait()
+        return value
+
+    read = asyncio.create_task(relay.get_many_or_load(["k"], slow_load, tags=own_tag))
+    await asyncio.wait_for(loading.wait(), 2)  # its versions were read at 2
+    data["k"] = "after"
+    received = relay.stats["invalidations_received"]
+    await writer.invalidate(["k"])  # version 3, broadcast while "k" is pending on relay
+    await eventually(lambda: relay.stats["invalidations_received"] > received)
+    release_bump.set()
+    await applying  # the mark clears; the bump's own result (2) is handled
     assert relay.stats["pending_invalidations"] == 0
-    # Version 2 (its own bump's result) must not be what the view holds now.
-    for _ in range(2):
-        assert await relay.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v2"}
-    assert row > 0
+    release_load.set()
+    assert await read == {"k": "before"}  # it started before the newer write answered
+
+    async def load(keys: list[str]) -> dict[str, Any]:
+        return dict(data)
+
+    assert await relay.get_many_or_load(["k"], load, tags=own_tag) == {"k": "after"}
 
 
 async def test_l1_serves_an_entry_only_to_a_reader_expecting_its_tags(

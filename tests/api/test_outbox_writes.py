@@ -15,7 +15,6 @@ from sqlalchemy import func, insert, select
 from graph.settings import Settings
 from models import Database
 from models.tables import REVIEWS, utc_now
-from tests.conftest import test_settings as settings_for
 from tests.support.api import Api, running_api
 from tests.support.outbox import outbox_rows
 
@@ -27,10 +26,9 @@ DELETE_BOOK = "mutation ($id: ID!) { deleteBook(id: $id) }"
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str, key_prefix: str) -> Settings:
-    return settings_for(
-        database_url, redis_url=redis_url, cache_secret="test-secret", cache_prefix=key_prefix
-    )
+def settings(cached_settings: Settings, database_url: str) -> Settings:
+    """Both tiers on, on each kind of database."""
+    return cached_settings.model_copy(update={"database_url": database_url})
 
 
 @pytest.fixture

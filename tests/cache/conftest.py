@@ -13,6 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache import CacheConfig, TieredCache
+from models import Database
+from models.outbox import DatabaseOutbox
 
 SECRET = b"test-secret"
 
@@ -102,10 +104,23 @@ async def engines() -> AsyncIterator[list[TieredCache]]:
 
 
 async def start_engine(
-    made: list[TieredCache], redis_url: str, namespace: str, outbox: Any, **overrides: Any
+    made: list[TieredCache],
+    redis_url: str,
+    namespace: str,
+    outbox: DatabaseOutbox,
+    **overrides: Any,
 ) -> TieredCache:
-    """A started engine relaying from ``outbox`` (a :class:`cache.outbox.Outbox`)."""
+    """A started engine relaying from ``outbox``."""
     engine = TieredCache(config_for(redis_url, namespace, **overrides), outbox)
     await engine.start()
     made.append(engine)
     return engine
+
+
+@pytest.fixture
+async def outbox(database_url: str) -> AsyncIterator[DatabaseOutbox]:
+    """The app's outbox on a fresh database of each kind: the engine tests that relay
+    from a real table."""
+    db = Database(database_url)
+    yield DatabaseOutbox(db)
+    await db.dispose()

@@ -5,16 +5,13 @@ and the L1 half of issue 13 item 1's guard. Each fails without its fix."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
-import pytest
 import redis.asyncio as aioredis
 
 from cache import TieredCache
 from cache.redis_tier import ReadResult
-from models import Database
 from models.outbox import DatabaseOutbox
 from tests.cache.conftest import Source, eventually, own_tag, start_engine
 from tests.support.redis_server import RedisServer, free_port
@@ -27,13 +24,6 @@ LONG_GRACE = {
 }
 """Nothing happens by itself: no relay pass, no probe; the test drives every step."""
 NO_GRACE = {**LONG_GRACE, "outbox_grace_seconds": 0.0}
-
-
-@pytest.fixture
-async def outbox(sqlite_url: str) -> AsyncIterator[DatabaseOutbox]:
-    db = Database(sqlite_url)
-    yield DatabaseOutbox(db)
-    await db.dispose()
 
 
 async def start(

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import insert
 
@@ -27,13 +27,6 @@ NO_GRACE = {"outbox_grace_seconds": 0.0, "outbox_relay_seconds": 3600.0}
 """The relay runs only when a test calls ``relay_pass``, and applies every row at once."""
 LONG_GRACE = {"outbox_grace_seconds": 3600.0, "outbox_relay_seconds": 3600.0}
 """The relay never applies a row itself (a writer still in its grace period)."""
-
-
-@pytest.fixture
-async def outbox(database_url: str) -> AsyncIterator[DatabaseOutbox]:
-    db = Database(database_url)
-    yield DatabaseOutbox(db)
-    await db.dispose()
 
 
 async def engine(
@@ -176,14 +169,8 @@ async def test_an_instance_whose_broadcast_is_lost_learns_writes_from_the_outbox
     """B connects as its own Redis user; revoking its channels drops B's subscription
     (and refuses a new one) while its reads go on. A write's broadcast then never reaches
     B: its relay's poll of the outbox drops what the new row covers."""
-    admin = aioredis.Redis.from_url(redis_server.url)
-    try:
-        b_url = await own_user(admin, redis_server)
-        writer = await engine(engines, redis_server.url, key_prefix, outbox, **LONG_GRACE)
-        reader = await engine(engines, b_url, key_prefix, outbox, **LONG_GRACE)
-        await eventually(lambda: reader.broadcast_connected)
-        await admin.acl_setuser("b", enabled=True, reset_channels=True)
-        await eventually(lambda: not reader.broadcast_connected)
+    async with cuttable_pair(engines, redis_server, key_prefix, outbox) as (writer, reader, cut):
+        await cut()
         await reader.relay_pass()  # the poll right after the loss: nothing new yet
 
         source = Source({"k": "old"})
@@ -194,16 +181,32 @@ async def test_an_instance_whose_broadcast_is_lost_learns_writes_from_the_outbox
         assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "old"}
         await reader.relay_pass()
         assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+
+
+@asynccontextmanager
+async def cuttable_pair(
+    engines: list[TieredCache], server: RedisServer, prefix: str, outbox: DatabaseOutbox
+) -> AsyncIterator[tuple[TieredCache, TieredCache, Callable[[], Awaitable[None]]]]:
+    """A writer, and a reader connected as its own Redis user "b", with a ``cut()`` that
+    revokes that user's channels: the reader's subscription drops (a new one is refused)
+    while its reads go on."""
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        await admin.acl_setuser(
+            "b", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"]
+        )
+        b_url = f"redis://b:pw@127.0.0.1:{server.port}/0"
+        writer = await engine(engines, server.url, prefix, outbox, **LONG_GRACE)
+        reader = await engine(engines, b_url, prefix, outbox, **LONG_GRACE)
+        await eventually(lambda: reader.broadcast_connected)
+
+        async def cut() -> None:
+            await admin.acl_setuser("b", enabled=True, reset_channels=True)
+            await eventually(lambda: not reader.broadcast_connected)
+
+        yield writer, reader, cut
     finally:
         await admin.aclose()
-
-
-async def own_user(admin: aioredis.Redis, server: RedisServer) -> str:
-    """A Redis user "b" allowed everything; the URL to connect as it."""
-    await admin.acl_setuser(
-        "b", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"], categories=["+@all"]
-    )
-    return f"redis://b:pw@127.0.0.1:{server.port}/0"
 
 
 async def test_polling_starts_at_the_first_unapplied_row_not_the_newest(
@@ -217,27 +220,19 @@ async def test_polling_starts_at_the_first_unapplied_row_not_the_newest(
     applied after (its bump published to nobody on B's side) is still read by B's poll,
     even when it is older than the window polling rereads anyway (a writer stuck for
     minutes, Redis refusing its bump)."""
-    admin = aioredis.Redis.from_url(redis_server.url)
-    try:
-        b_url = await own_user(admin, redis_server)
-        writer = await engine(engines, redis_server.url, key_prefix, outbox, **LONG_GRACE)
-        reader = await engine(engines, b_url, key_prefix, outbox, **LONG_GRACE)
-        await eventually(lambda: reader.broadcast_connected)
+    async with cuttable_pair(engines, redis_server, key_prefix, outbox) as (writer, reader, cut):
         source = Source({"k": "old"})
         assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "old"}
         row = await old_row(database_url, ["k"], age=COMMIT_WINDOW_S * 2)
         source.data["k"] = "new"  # committed with the row; the writer has not bumped yet
         await reader.relay_pass()  # connected: only remembers where polling would start
 
-        await admin.acl_setuser("b", enabled=True, reset_channels=True)
-        await eventually(lambda: not reader.broadcast_connected)
+        await cut()
         await reader.get_many_or_load(["k"], source.load, tags=own_tag)  # L1 refilled
         await reader.relay_pass()
         await writer.invalidate(["k"], row=row)  # applied; its broadcast misses B
         await reader.relay_pass()
         assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
-    finally:
-        await admin.aclose()
 
 
 async def old_row(database_url: str, tags: list[str], age: float) -> int:

@@ -141,7 +141,7 @@ def canonical_tags(own: Sequence[str]) -> tuple[str, ...]:
         low, high = own
         if low > high:
             low, high = high, low
-        if GLOBAL_TAG < low and low != high:
+        if low > GLOBAL_TAG and low != high:
             return (GLOBAL_TAG, low, high)
     return tuple(sorted({*own, GLOBAL_TAG}))
 

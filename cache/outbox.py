@@ -24,8 +24,9 @@ class OutboxRow:
 
 
 class Outbox(Protocol):
-    async def unapplied(self, limit: int) -> list[OutboxRow]:
-        """Rows not yet applied, oldest (lowest id) first, at most ``limit``."""
+    async def unapplied(self, limit: int, after_id: int = 0) -> list[OutboxRow]:
+        """Rows not yet applied with an id above ``after_id``, lowest id first, at most
+        ``limit``."""
         ...
 
     async def since(self, after_id: int, created_after: float, limit: int) -> list[OutboxRow]:

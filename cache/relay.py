@@ -76,10 +76,14 @@ class Relay:
     async def start(self) -> None:
         """Marks every unapplied row pending: an instance starting during an outage must
         not serve what a row another (or a dead) instance wrote covers."""
-        rows = await self._outbox.unapplied(ROWS_PER_PASS)
-        for row in rows:
-            self._mark(row.tags, row.id)
-        self._cursor = await self._cursor_now(rows)
+        first = page = await self._outbox.unapplied(ROWS_PER_PASS)
+        while page:
+            for row in page:
+                self._mark(row.tags, row.id)
+            if len(page) < ROWS_PER_PASS:
+                break
+            page = await self._outbox.unapplied(ROWS_PER_PASS, after_id=page[-1].id)
+        self._cursor = await self._cursor_now(first)
 
     async def run(self) -> None:
         interval = self._config.outbox_relay_seconds

@@ -46,10 +46,13 @@ class DatabaseOutbox:
         async with self._db.session() as session, session.begin():
             return await record(session, tags)
 
-    async def unapplied(self, limit: int) -> list[OutboxRow]:
+    async def unapplied(self, limit: int, after_id: int = 0) -> list[OutboxRow]:
         statement = (
-            select(*_COLUMNS).where(OUTBOX.c.applied_at.is_(None)).order_by(OUTBOX.c.id)
-        ).limit(limit)
+            select(*_COLUMNS)
+            .where(OUTBOX.c.applied_at.is_(None), OUTBOX.c.id > after_id)
+            .order_by(OUTBOX.c.id)
+            .limit(limit)
+        )
         return await self._rows(statement)
 
     async def since(self, after_id: int, created_after: float, limit: int) -> list[OutboxRow]:

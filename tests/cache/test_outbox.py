@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from cache import TieredCache
 from cache.health import MAX_TAGS_PER_BUMP
-from cache.relay import COMMIT_WINDOW_S
+from cache.relay import COMMIT_WINDOW_S, ROWS_PER_PASS
 from models import Database
 from models.outbox import DatabaseOutbox
 from models.tables import OUTBOX
@@ -243,5 +243,20 @@ async def old_row(database_url: str, tags: list[str], age: float) -> int:
             statement = insert(OUTBOX).values(tags=tags, created_at=time.time() - age)
             row_id: int = (await conn.execute(statement.returning(OUTBOX.c.id))).scalar_one()
             return row_id
+    finally:
+        await db.dispose()
+
+
+async def test_an_instance_starting_marks_every_unapplied_row_not_only_one_page(
+    engines: list[TieredCache], redis_url: str, key_prefix: str, database_url: str
+) -> None:
+    count = ROWS_PER_PASS + 5
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            rows = [{"tags": [f"t{n}"], "created_at": time.time()} for n in range(count)]
+            await conn.execute(insert(OUTBOX), rows)
+        started = await engine(engines, redis_url, key_prefix, DatabaseOutbox(db), **LONG_GRACE)
+        assert started.stats["pending_invalidations"] == count
     finally:
         await db.dispose()

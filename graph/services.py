@@ -112,7 +112,9 @@ class Services:
         metrics = Metrics()
         count_sql(db.engine, metrics)
         durable = settings.cache_enabled and settings.redis_url is not None
-        rows = outbox.DatabaseOutbox(db) if durable else None
+        # The relay's queries (a couple a second) on an engine of their own: the SQL that
+        # /metrics counts stays the requests' (a warm page runs none).
+        rows = outbox.DatabaseOutbox(Database(settings.database_url)) if durable else None
         cache = TieredCache(cache_config(settings, namespace), rows)
         activity = Activity()
         return cls(
@@ -157,6 +159,8 @@ class Services:
                 await self._sync
         await self.cache.close()
         await self.db.dispose()
+        if self.outbox is not None:
+            await self.outbox.dispose()
 
     def context(self, viewer: UserRecord | None) -> Context:
         request_cache = RequestCache(

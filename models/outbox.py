@@ -88,6 +88,9 @@ class DatabaseOutbox:
             deleted: int = (await conn.execute(statement)).rowcount
         return deleted
 
+    async def dispose(self) -> None:
+        await self._db.dispose()
+
     async def _rows(self, statement: Any) -> list[OutboxRow]:
         async def query(conn: AsyncConnection) -> list[OutboxRow]:
             return [_row(row) for row in await conn.execute(statement)]

@@ -36,7 +36,7 @@ class Composites:
 
     async def get_with_tier(self, key: str) -> tuple[Entry, str] | None:
         reads = self._reads
-        entry = reads.l1_hit(key)
+        entry = reads.l1_hit(key, None)
         if entry is not None:
             return entry, "L1"
         if reads.has_l1:
@@ -51,6 +51,9 @@ class Composites:
         if health.redis is None:
             return None
         epoch = self._view.epoch
+        pending = self._view.pending
+        # Pending when the read started (see ReadPath._fetch); None: everything was.
+        blocked = pending.snapshot() if pending else frozenset()
         try:
             blob, current = await health.call(
                 lambda redis: redis.read_entry(key, health.tag_ttl_ms)
@@ -63,12 +66,14 @@ class Composites:
             return None
         entry, expires_at_ms = decoded
         tags = entry.tags
-        if len(current) == len(tags):
-            self._view.merge(zip(tags, current, strict=True), epoch)
+        was_blocked = blocked is None or not blocked.isdisjoint(tags)
+        if len(current) == len(tags) and blocked is not None:
+            self._view.merge(zip(tags, current, strict=True), epoch, skip=blocked)
         if (
             len(current) != len(tags)
             or any(mine != now for (_, mine), now in zip(entry.versions, current, strict=True))
             or health.pending.blocks(tags)
+            or was_blocked
         ):
             self._counters.add("l2_invalid_versions")
             self._counters.add("l2_misses")

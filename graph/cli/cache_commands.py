@@ -188,12 +188,12 @@ def invalidate(
         errors.print(f"[red]{error.message}")
         raise typer.Exit(2) from None
     if pending:
-        # Never report an invalidation that did not happen (SPEC section 7): the queue
-        # of bumps Redis refused lives in this process, which ends now.
+        # Never report an invalidation that did not happen (SPEC section 7). It is not
+        # lost either: its outbox row stays unapplied until a relay applies it.
         errors.print(
             f"[red]could not reach Redis: {bumped} tag{'s' if bumped != 1 else ''} NOT "
-            "invalidated in Redis (other instances may still serve them); run it again "
-            "when Redis is back"
+            "invalidated yet; queued in the outbox: applied when Redis is back (by any "
+            "running instance's relay)"
         )
         raise typer.Exit(1)
     print(f"invalidated {bumped} tag{'s' if bumped != 1 else ''}")

@@ -148,6 +148,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.pending_invalidations = Gauge(
+            "strata_cache_pending_invalidations",
+            "Invalidations this process knows of that Redis has not applied yet (outbox rows "
+            "or local ones): what they cover is served from neither tier meanwhile",
+            registry=registry,
+            multiprocess_mode="max",
+        )
         self._last_engine: dict[str, int] = {}
         self._operation_timers: dict[tuple[str, str], Any] = {}
 
@@ -176,6 +183,9 @@ class Metrics:
         entries = stats.get("l1_size")
         if isinstance(entries, int):
             self.l1_entries.set(entries)
+        pending = stats.get("pending_invalidations")
+        if isinstance(pending, int):
+            self.pending_invalidations.set(pending)
 
     def source(self) -> CollectorRegistry:
         """What /metrics (and /dashboard/data) read: this process's registry, or with

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from graph.services import Services
 from graph.settings import Settings
 from tests.support.api import Api, prepare_database
+from tests.support.outbox import outbox_rows
 from tests.support.redis_server import free_port
 from tests.support.servers import Server, run_strata, running, server_env
 from tests.support.sql_counter import counting_statements
@@ -216,3 +218,36 @@ async def test_commands_that_change_the_cache_fail_when_redis_is_unreachable(
     assert code != 0, out
     assert "invalidated" not in out
     assert "flushed" not in out
+
+
+@pytest.mark.slow
+async def test_invalidate_with_redis_unreachable_is_queued_in_the_outbox_and_applied_later(
+    cached_settings: Settings, redis_url: str
+) -> None:
+    """Issue 13 item 4: the command says it queued the invalidation (and exits non-zero);
+    its outbox row is applied by the relay of the next instance that reaches Redis."""
+    unreachable = cached_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    await prepare_database(unreachable.database_url)
+    code, out, err = await run_cache(unreachable, "invalidate", "--tag", "Book:1")
+    assert code == 1, out
+    assert "queued in the outbox: applied when Redis is back" in " ".join(err.split())
+    assert "invalidated 1 tag" not in out
+    rows = await outbox_rows(cached_settings.database_url)
+    assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], False)]
+
+    # An instance reaching Redis applies it at start: the version of Book:1 moves.
+    services = Services.create(cached_settings)
+    await services.start()
+    try:
+        tier = services.cache.redis_tier
+        assert tier is not None
+        await services.cache.relay_pass()
+        version = await tier.client.get(tier.keys.tag("Book:1"))
+        assert version is not None
+        await services.cache.relay_pass()
+    finally:
+        await services.close()
+    rows = await outbox_rows(cached_settings.database_url)
+    assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], True)]

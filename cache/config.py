@@ -22,6 +22,9 @@ class CacheConfig:
     """HMAC-SHA256 key that signs every entry written to Redis."""
     l1_max_entries: int = 10_000
     """Bound of the in-process tier; 0 disables it (every read goes to Redis)."""
+    l1_max_bytes: int = 64 * 1024 * 1024
+    """Byte bound of the in-process tier (encoded values and their tag stamps): values
+    can carry client text, so a bound on entries alone does not bound memory."""
     default_ttl: float = 300.0
     """TTL of values stored without one of their own."""
     redis_timeout_ms: int = 50
@@ -63,6 +66,8 @@ class CacheConfig:
     def __post_init__(self) -> None:
         if not self.namespace:
             raise ValueError("namespace must not be empty")
+        if self.l1_max_bytes <= 0:
+            raise ValueError("l1_max_bytes must be positive")
         if self.l1_max_entries < 0:
             raise ValueError("l1_max_entries must be >= 0")
         if self.default_ttl <= 0 or self.not_found_ttl <= 0 or self.tag_ttl <= 0:

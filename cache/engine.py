@@ -29,7 +29,7 @@ from cache.keys import GLOBAL_TAG, KeySpace, canonical_tags
 from cache.memory import TinyLFUStore
 from cache.observation import Observation
 from cache.outbox import Outbox
-from cache.reads import BatchLoader, ReadPath, TagsOf
+from cache.reads import BatchLoader, ReadPath, TagsOf, slot_bytes
 from cache.redis_tier import RedisTier, build_listener_client
 from cache.relay import Relay
 from cache.singleflight import SingleFlight
@@ -58,7 +58,7 @@ class TieredCache:
         )
         self._l1: TinyLFUStore | None = None
         if config.enabled and config.l1_max_entries > 0:
-            self._l1 = TinyLFUStore(config.l1_max_entries)
+            self._l1 = TinyLFUStore(config.l1_max_entries, config.l1_max_bytes, slot_bytes)
         flights = SingleFlight()
         self._tasks = BackgroundTasks()
         self._health = RedisHealth(config, self.counters, self._view, self._tasks)
@@ -301,6 +301,7 @@ class TieredCache:
             "broadcast_connected": self.broadcast_connected,
             "l1_size": len(l1) if l1 is not None else 0,
             "l1_evictions": l1.evictions if l1 is not None else 0,
+            "l1_bytes": l1.bytes_held if l1 is not None else 0,
         }
 
     @property

@@ -56,6 +56,13 @@ class Slot:
         (a key shared by two callers with different tags is a miss, never a wrong hit)."""
 
 
+def slot_bytes(slot: Slot) -> int:
+    """What a slot weighs in L1's byte budget: its encoded value and its tag stamps."""
+    entry = slot.entry
+    stamps = sum(len(tag) + 8 for tag, _ in entry.versions)
+    return (0 if entry.payload is None else len(entry.payload)) + stamps
+
+
 class ReadPath:
     def __init__(
         self,

@@ -56,6 +56,7 @@ def cache_config(settings: Settings, namespace: str) -> CacheConfig:
         namespace=namespace,
         secret=settings.cache_secret_bytes,
         l1_max_entries=settings.l1_max_entries,
+        l1_max_bytes=settings.l1_max_mib * 1024 * 1024,
         default_ttl=float(settings.default_ttl),
         redis_timeout_ms=settings.redis_timeout_ms,
         enabled=settings.cache_enabled,

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     cache_secret: str | None = None
     cache_prefix: str = Field("strata", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     l1_max_entries: int = Field(10_000, ge=1)
+    l1_max_mib: int = Field(64, ge=1)
     default_ttl: int = Field(300, ge=1)
     redis_timeout_ms: int = Field(50, ge=1)
     # How often each process publishes its figures to Redis for the deployment-wide view

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 import time
 
+from cache import TieredCache
 from cache.memory import TinyLFUStore
+from tests.cache.conftest import config_for
 
 
 def test_reads_writes_and_deletes() -> None:
@@ -81,3 +83,70 @@ def test_flushes_between_writes_never_break_the_store() -> None:
     store.set_many([("last", "value")], ttl=300)
     assert store.get("last") == "value"
     assert len(store) <= 200
+
+
+def _weigh(value: bytes) -> int:
+    return len(value)
+
+
+def test_bytes_are_bounded_whatever_the_sizes() -> None:
+    # 1,000 entries and 1 MiB: small values (at most 512 B with their key) are bounded by
+    # count in theine, larger ones by bytes in the LRU beside it.
+    store = TinyLFUStore(1_000, 1024 * 1024, _weigh)
+    for index in range(3_000):
+        store.set_many([(f"big{index}", b"x" * 64 * 1024)], ttl=60)
+    small_limit = 1024 * 1024 // 2_000
+    assert store.bytes_held <= 1024 * 1024 - 1_000 * small_limit
+    assert store.bytes_held >= 7 * 64 * 1024  # the large part is used, not skipped
+    assert len(store) <= 1_000 + 8
+    assert store.evictions >= 3_000 - 8
+    assert store.get("big2999") == b"x" * 64 * 1024  # the newest large value is kept
+    assert store.get("big0") is None
+
+
+def test_a_value_moves_between_the_small_and_large_parts() -> None:
+    store = TinyLFUStore(100, 100 * 1024, _weigh)
+    store.set_many([("k", b"s")], ttl=60)
+    store.set_many([("k", b"L" * 4096)], ttl=60)
+    assert store.get("k") == b"L" * 4096
+    store.set_many([("k", b"s2")], ttl=60)
+    assert store.get("k") == b"s2"
+    assert store.get_many(["k", "missing"]) == [b"s2", None]
+    store.delete("k")
+    assert store.get("k") is None
+
+
+def test_a_value_over_the_whole_budget_is_not_kept_and_hides_no_older_one() -> None:
+    store = TinyLFUStore(10, 10 * 1024, _weigh)
+    store.set_many([("k", b"old")], ttl=60)
+    store.set_many([("k", b"x" * 20 * 1024)], ttl=60)
+    assert store.get("k") is None
+
+
+def test_large_values_expire_and_clear_keeps_the_eviction_count() -> None:
+    store = TinyLFUStore(10, 10 * 1024, _weigh)
+    store.set_many([("k", b"x" * 2048)], ttl=0.05)
+    assert store.get("k") is not None
+    time.sleep(0.1)
+    assert store.get("k") is None
+    for index in range(20):
+        store.set_many([(f"k{index}", b"x" * 2048)], ttl=60)
+    before = store.evictions
+    assert before > 0
+    store.clear()
+    assert store.evictions == before
+    assert store.get("k19") is None
+
+
+async def test_the_engine_holds_its_l1_to_the_byte_bound() -> None:
+    # Memory-only, so every value lives in L1: 200 values of 64 KiB against 1 MiB.
+    config = config_for(None, "l1-bytes", l1_max_entries=100, l1_max_bytes=1024 * 1024)
+    async with TieredCache(config) as cache:
+        for index in range(200):
+
+            async def load(index: int = index) -> str:
+                return f"{index}:" + "x" * 64 * 1024
+
+            await cache.get_or_load(f"big:{index}", load, ttl=60, tags=[f"big:{index}"])
+        assert 0 < cache.stats["l1_bytes"] <= 1024 * 1024
+        assert cache.stats["l1_evictions"] >= 200 - 16

@@ -21,9 +21,11 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from cache.strawberry.subtrees import Subtrees, subtree_executor
 from graph.api.limits import Limits, PreExecutionLimits
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
+from graph.api.types import entity_of
 from graph.observability.operations import OperationObserver
 from graph.settings import Settings
 
@@ -102,6 +104,11 @@ def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Sch
     # is filled by then. One `Limits` (one set of memos) serves every request.
     limits: list[Limits] = []
     extensions.append(lambda: PreExecutionLimits(limits=limits[0]))
-    schema = Schema(query=Query, mutation=Mutation, extensions=extensions)
+    schema = Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        execution_context_class=subtree_executor(Subtrees(entity_of)),
+    )
     limits.append(Limits(schema._schema, settings.max_cost))
     return schema

@@ -341,6 +341,8 @@ class Review:
 
 @strawberry.type
 class User:
+    KIND: ClassVar[str] = keys.USERS
+
     id: strawberry.ID
     name: str
     pk: Private[int]
@@ -359,3 +361,14 @@ class User:
 
 
 NODE_TYPES: dict[str, Any] = {keys.AUTHORS: Author, keys.BOOKS: Book, keys.REVIEWS: Review}
+ENTITIES = (Author, Book, Review, User)
+
+
+def entity_of(parent_type: str, field: str, value: Any) -> str | None:
+    """The entity key an object's completed subtree is cached under (see
+    cache/strawberry/subtrees.py): every object of these types is built from its
+    entity's cached record by a loader, except the viewer `me` returns, built from the
+    signed-in user (and cached as `me`'s own value)."""
+    if type(value) not in ENTITIES or (parent_type == "Query" and field == "me"):
+        return None
+    return keys.entity(value.KIND, value.pk)

@@ -1,0 +1,412 @@
+"""Completed subtrees of a query's result, cached and replayed without executing them.
+
+Executing a selection costs graphql-core and Strawberry a few microseconds per field,
+however cheap each resolver is; a page of a hundred fields costs more than the cache
+reads behind it. So, for a query, the completed result (plain dicts, lists and scalars,
+as they go into the response) of two kinds of subtree is a cache value of its own:
+
+* a field declared with :class:`~cache.strawberry.CachedField` whose type is an object
+  (a connection, a viewer...): keyed by the field, its parent's id and its arguments;
+* an *entity* (an object the app names with its entity key, ``entity_of``): keyed by
+  that key.
+
+Both keys also hold the selection below the field (its printed syntax with the fragments
+it uses, as a digest) and the values of the variables that selection refers to, and the
+viewer when the subtree used a ``PRIVATE`` value. A subtree found (L1, and L2 for one
+not nested in another) is returned as it is: its fields do not run.
+
+A subtree computed here is stored with the tag versions of every value its resolvers
+consumed (``cache.strawberry.consumption``; an entity also consumes its own key), the
+smallest TTL and the widest scope among them, and only when it completed without an
+error: the same versions the whole-response cache would record, so the same bumps drop
+it, in both tiers and on every instance, and the engine refuses to store it when one of
+them already moved (the stale-set race). A replayed subtree adds its versions, TTL and
+scope to the request (and to the subtrees around it) as the values it was built from
+would have. Subtrees nested in a stored one are kept in L1 only: an L2 write each would
+cost a round trip, and the outermost one is in L2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    OperationType,
+    VariableNode,
+    Visitor,
+    get_nullable_type,
+    is_object_type,
+    print_ast,
+    visit,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import AwaitableOrValue, Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
+
+from cache.entry import Entry
+from cache.keys import KeyPart, compose_key, extend_key
+from cache.strawberry import consumption
+from cache.strawberry.consumption import Consumption, Scope
+from cache.strawberry.fields import CachedField, RequestCache
+
+EntityOf = Callable[[str, str, Any], str | None]
+"""``entity_of(parent type name, field name, value)``: the entity key of an object a
+field returned, whose data all came from that key's cached value; None if it is not one."""
+
+SELECTIONS_MAX_BYTES = 4 * 1024 * 1024  # printed selections behind the memo of digests
+PRIVATE_KEYS = 16384  # subtrees known to be private, so a lookup costs one read
+
+
+class _Identity:
+    """What a selection contributes to a key: a digest of its text, and its variables."""
+
+    __slots__ = ("digest", "prefixes", "size", "variables")
+
+    def __init__(self, digest: str, variables: tuple[str, ...], size: int) -> None:
+        self.digest = digest
+        self.variables = variables
+        self.size = size
+        self.prefixes: dict[str, str] = {}
+
+    def prefix(self, name: str) -> str:
+        """`subtree:<type or field>:<digest>`, the leading parts of its keys."""
+        known = self.prefixes.get(name)
+        if known is None:
+            known = self.prefixes[name] = compose_key("subtree", name, self.digest)
+        return known
+
+
+class _References(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fragments: list[str] = []
+        self.variables: set[str] = set()
+
+    def enter_fragment_spread(self, node: FragmentSpreadNode, *_args: Any) -> None:
+        self.fragments.append(node.name.value)
+
+    def enter_variable(self, node: VariableNode, *_args: Any) -> None:
+        self.variables.add(node.name.value)
+
+
+def _identity(nodes: list[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]) -> _Identity:
+    """The selection sets of `nodes` printed, followed by every fragment they use."""
+    texts = [print_ast(node.selection_set) if node.selection_set else "" for node in nodes]
+    references = _References()
+    for node in nodes:
+        visit(node, references)
+    seen: list[str] = []
+    while references.fragments:
+        name = references.fragments.pop()
+        if name in seen or name not in fragments:
+            continue
+        seen.append(name)
+        visit(fragments[name], references)
+    texts.extend(print_ast(fragments[name]) for name in sorted(seen))
+    text = "\n".join(texts).encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+    return _Identity(digest, tuple(sorted(references.variables)), len(text))
+
+
+class Selections:
+    """Identities of the selections met, by the syntax nodes that hold them: a parsed
+    document is reused for as long as the parser cache keeps it, so are its digests."""
+
+    def __init__(self) -> None:
+        self._known: LRUCache[tuple[int, ...], tuple[list[FieldNode], _Identity]] = LRUCache(
+            SELECTIONS_MAX_BYTES, getsizeof=lambda known: known[1].size + 64
+        )
+
+    def identity(
+        self, details: FieldDetailsList, fragments: Mapping[str, FragmentDefinitionNode]
+    ) -> _Identity | None:
+        nodes = []
+        for detail in details:
+            if detail.defer_usage is not None or detail.fragment_variable_values is not None:
+                return None  # incremental delivery and fragment arguments: executed
+            nodes.append(detail.node)
+        ids = tuple(map(id, nodes))
+        known = self._known.get(ids)
+        if known is not None and all(a is b for a, b in zip(known[0], nodes, strict=True)):
+            return known[1]
+        identity = _identity(nodes, fragments)
+        if identity.size + 64 <= SELECTIONS_MAX_BYTES:
+            self._known[ids] = (nodes, identity)
+        return identity
+
+
+def _cached_field(field: GraphQLField) -> CachedField | None:
+    """The field's cache declaration when it returns an object, else None."""
+    if not is_object_type(get_nullable_type(field.type)):
+        return None
+    definition = field.extensions.get("strawberry-definition")
+    if not isinstance(definition, StrawberryField):
+        return None
+    for extension in definition.extensions:
+        if isinstance(extension, CachedField):
+            return extension
+    return None
+
+
+class Subtrees:
+    """One schema's memos: selection digests, which field is cached, which keys are private."""
+
+    def __init__(self, entity_of: EntityOf) -> None:
+        self.entity_of = entity_of
+        self.selections = Selections()
+        self.private: LRUCache[str, bool] = LRUCache(PRIVATE_KEYS)
+        self._fields: dict[int, tuple[GraphQLField, CachedField | None]] = {}
+
+    def cached_field(self, field: GraphQLField) -> CachedField | None:
+        known = self._fields.get(id(field))
+        if known is None or known[0] is not field:
+            known = self._fields[id(field)] = (field, _cached_field(field))
+        return known[1]
+
+
+async def _after(pending: Awaitable[None], result: Any) -> Any:
+    await pending
+    return result
+
+
+def subtree_executor(subtrees: Subtrees) -> type[StrawberryGraphQLCoreExecutionContext]:
+    """The executor class to give the schema (`execution_context_class`)."""
+
+    class SubtreeExecutor(_SubtreeExecutor):
+        memos = subtrees
+
+    return SubtreeExecutor
+
+
+class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
+    memos: Subtrees
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = getattr(self.context_value, "request_cache", None)
+        usable = (
+            isinstance(request, RequestCache)
+            and request.cache.config.enabled
+            and self.operation.operation is OperationType.QUERY
+        )
+        self._request: RequestCache | None = request if usable else None
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        run = super().execute_field
+        if self._request is None:
+            return run(parent_type, source, field_details_list, path, position_context)
+        node = field_details_list[0].node
+        field = self.schema.get_field(parent_type, node.name.value)
+        cached = None if field is None else self.memos.cached_field(field)
+        if field is None or cached is None:
+            return run(parent_type, source, field_details_list, path, position_context)
+        try:
+            arguments = get_argument_values(field, node, self.variable_values)
+            parent = cached.parent_id(source)
+        except (GraphQLError, AttributeError, TypeError, ValueError):
+            return run(parent_type, source, field_details_list, path, position_context)
+        return self._subtree(
+            cached.name,
+            parent,
+            arguments,
+            field_details_list,
+            path,
+            None,
+            lambda: run(parent_type, source, field_details_list, path, position_context),
+        )
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        complete = super().complete_object_value
+        entity = None
+        if self._request is not None:
+            entity = self.memos.entity_of(info.parent_type.name, info.field_name, result)
+        if entity is None:
+            return complete(return_type, field_details_list, info, path, result, position_context)
+        return self._subtree(  # type: ignore[no-any-return]
+            return_type.name,
+            entity,
+            None,
+            field_details_list,
+            path,
+            entity,
+            lambda: complete(
+                return_type, field_details_list, info, path, result, position_context
+            ),
+        )
+
+    # -- one subtree -------------------------------------------------------------------
+
+    def _subtree(
+        self,
+        name: str,
+        part: KeyPart,
+        arguments: dict[str, Any] | None,
+        details: FieldDetailsList,
+        path: Path,
+        entity: str | None,
+        execute: Callable[[], Any],
+    ) -> Any:
+        """`name` is the field or type, `part` the parent's id or the entity's key, and
+        `arguments` the field's (None for an entity)."""
+        request = self._request
+        assert request is not None
+        identity = self.memos.selections.identity(details, self.fragment_definitions)
+        if identity is None:
+            return execute()
+        args: dict[str, Any] | None = None
+        if arguments is not None or identity.variables:
+            coerced = self.variable_values.coerced
+            args = {"v": {variable: coerced.get(variable) for variable in identity.variables}}
+            if arguments is not None:
+                args["a"] = arguments
+        try:
+            public = extend_key(identity.prefix(name), part, args=args)
+        except TypeError:  # a value the key encoder refuses (a custom scalar): executed
+            return execute()
+        private = extend_key(public, request.viewer_key())
+        key = private if self.memos.private.get(public) else public
+        if request.on_read is not None:
+            request.on_read([key])
+        outer = consumption.opened()
+        entry = request.cache.get_local_entry(key)
+        if entry is not None:
+            return self._replay(entry, request)
+        if outer:
+            return self._execute((public, private), outer, path, entity, execute, nested=True)
+        return self._outermost(key, (public, private), path, entity, execute)
+
+    async def _outermost(
+        self,
+        key: str,
+        keys: tuple[str, str],
+        path: Path,
+        entity: str | None,
+        execute: Callable[[], Any],
+    ) -> Any:
+        request = self._request
+        assert request is not None
+        entry = await request.cache.get_remote_entry(key)
+        if entry is not None:
+            return self._replay(entry, request)
+        result = self._execute(keys, (), path, entity, execute, nested=False)
+        return await result if self.is_awaitable(result) else result
+
+    def _replay(self, entry: Entry, request: RequestCache) -> Any:
+        completed, max_age, private = entry.value
+        scope = Scope.PRIVATE if private else Scope.PUBLIC
+        request.policy.include(max_age, scope)
+        consumption.consume(entry.versions, max_age, scope)
+        return completed
+
+    def _execute(
+        self,
+        keys: tuple[str, str],
+        outer: tuple[Consumption, ...],
+        path: Path,
+        entity: str | None,
+        execute: Callable[[], Any],
+        *,
+        nested: bool,
+    ) -> Any:
+        """Runs the subtree with its own consumption open; keeps what it completed."""
+        request = self._request
+        assert request is not None
+        record = Consumption()
+        stack = (*outer, record)
+        errors_before = len(self.collected_errors.errors)
+        token = consumption.enter(stack)
+        try:
+            if entity is not None:
+                request.consumed_entities([entity])
+            result = execute()
+        finally:
+            consumption.leave(token)
+        if self.is_awaitable(result):
+            return self._finish(result, stack, record, keys, path, errors_before, nested)
+        keep = self._keep(result, record, keys, path, errors_before, nested)
+        return result if keep is None else _after(keep, result)
+
+    async def _finish(
+        self,
+        pending: Any,
+        stack: tuple[Consumption, ...],
+        record: Consumption,
+        keys: tuple[str, str],
+        path: Path,
+        errors_before: int,
+        nested: bool,
+    ) -> Any:
+        token = consumption.enter(stack)
+        try:
+            result = await pending
+        finally:
+            consumption.leave(token)
+        keep = self._keep(result, record, keys, path, errors_before, nested)
+        if keep is not None:
+            await keep
+        return result
+
+    def _keep(
+        self,
+        result: Any,
+        record: Consumption,
+        keys: tuple[str, str],
+        path: Path,
+        errors_before: int,
+        nested: bool,
+    ) -> Any:
+        """Stores a completed subtree: L1 at once when nested, else returns the awaitable
+        write of both tiers. Nothing is kept after an error or an unknown input."""
+        max_age = record.policy.max_age
+        if not record.complete or max_age is None or self._failed_under(path, errors_before):
+            return None
+        request = self._request
+        assert request is not None
+        private = record.policy.private
+        public, per_viewer = keys
+        self.memos.private[public] = private
+        key = per_viewer if private else public
+        value = [result, max_age, private]
+        versions = record.recorder.tag_versions
+        if nested:
+            request.cache.set_local_entry(key, value, versions, ttl=max_age)
+            return None
+        return request.cache.set_entry(key, value, versions, ttl=max_age)
+
+    def _failed_under(self, path: Path, errors_before: int) -> bool:
+        errors = self.collected_errors.errors
+        if len(errors) == errors_before:
+            return False
+        prefix = path.as_list()
+        size = len(prefix)
+        return any(
+            error.path is None or list(error.path[:size]) == prefix
+            for error in errors[errors_before:]
+        )

@@ -64,6 +64,9 @@ from cache.strawberry.fields import CachedField, RequestCache
 EntityOf = Callable[[str, str, Any], str | None]
 """``entity_of(parent type name, field name, value)``: the entity key of an object a
 field returned, whose data all came from that key's cached value; None if it is not one."""
+EntityAt = Callable[[str, str, Mapping[str, Any]], str | None]
+"""``entity_at(parent type name, field name, arguments)``: the entity key of the object
+the field returns when it exists (a lookup by id), known before its resolver runs."""
 
 SELECTIONS_MAX_BYTES = 4 * 1024 * 1024  # printed selections behind the memo of digests
 PRIVATE_KEYS = 16384  # subtrees known to be private, so a lookup costs one read
@@ -147,32 +150,45 @@ class Selections:
         return identity
 
 
-def _cached_field(field: GraphQLField) -> CachedField | None:
-    """The field's cache declaration when it returns an object, else None."""
-    if not is_object_type(get_nullable_type(field.type)):
+class _Plan:
+    """What a field can do with subtrees: its cache declaration, the object type it
+    returns (whose entity subtrees may be looked up before the resolver runs)."""
+
+    __slots__ = ("cached", "type_name")
+
+    def __init__(self, cached: CachedField | None, type_name: str) -> None:
+        self.cached = cached
+        self.type_name = type_name
+
+
+def _plan(field: GraphQLField) -> _Plan | None:
+    returned = get_nullable_type(field.type)
+    if not is_object_type(returned):
         return None
     definition = field.extensions.get("strawberry-definition")
-    if not isinstance(definition, StrawberryField):
-        return None
-    for extension in definition.extensions:
-        if isinstance(extension, CachedField):
-            return extension
-    return None
+    declared = definition.extensions if isinstance(definition, StrawberryField) else []
+    cached = next((ext for ext in declared if isinstance(ext, CachedField)), None)
+    return _Plan(cached, returned.name)
 
 
 class Subtrees:
-    """One schema's memos: selection digests, which field is cached, which keys are private."""
+    """One schema's memos: selection digests, field plans, which keys are private.
 
-    def __init__(self, entity_of: EntityOf) -> None:
+    `entity_of` names the entity an object is (see `EntityOf`); `entity_at` the entity a
+    field will return, from its arguments alone (`EntityAt`), so that its subtree can
+    be answered before the resolver runs."""
+
+    def __init__(self, entity_of: EntityOf, entity_at: EntityAt) -> None:
         self.entity_of = entity_of
+        self.entity_at = entity_at
         self.selections = Selections()
         self.private: LRUCache[str, bool] = LRUCache(PRIVATE_KEYS)
-        self._fields: dict[int, tuple[GraphQLField, CachedField | None]] = {}
+        self._plans: dict[int, tuple[GraphQLField, _Plan | None]] = {}
 
-    def cached_field(self, field: GraphQLField) -> CachedField | None:
-        known = self._fields.get(id(field))
+    def plan(self, field: GraphQLField) -> _Plan | None:
+        known = self._plans.get(id(field))
         if known is None or known[0] is not field:
-            known = self._fields[id(field)] = (field, _cached_field(field))
+            known = self._plans[id(field)] = (field, _plan(field))
         return known[1]
 
 
@@ -216,23 +232,43 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             return run(parent_type, source, field_details_list, path, position_context)
         node = field_details_list[0].node
         field = self.schema.get_field(parent_type, node.name.value)
-        cached = None if field is None else self.memos.cached_field(field)
-        if field is None or cached is None:
+        plan = None if field is None else self.memos.plan(field)
+        if field is None or plan is None:
             return run(parent_type, source, field_details_list, path, position_context)
         try:
-            arguments = get_argument_values(field, node, self.variable_values)
-            parent = cached.parent_id(source)
+            arguments = (
+                get_argument_values(field, node, self.variable_values)
+                if field.args or node.arguments
+                else {}
+            )
+            cached = plan.cached
+            parent = None if cached is None else cached.parent_id(source)
+            entity = None if cached else self.memos.entity_at(parent_type.name, node.name.value, arguments)
         except (GraphQLError, AttributeError, TypeError, ValueError):
             return run(parent_type, source, field_details_list, path, position_context)
-        return self._subtree(
-            cached.name,
-            parent,
-            arguments,
-            field_details_list,
-            path,
-            None,
-            lambda: run(parent_type, source, field_details_list, path, position_context),
-        )
+        if cached is not None:
+            return self._subtree(
+                cached.name,
+                parent,
+                arguments,
+                field_details_list,
+                path,
+                None,
+                lambda: run(parent_type, source, field_details_list, path, position_context),
+            )
+        if entity is not None:
+            # The same key the object's own completion would look up: a hit needs no
+            # resolver at all; on a miss that completion reads again and stores.
+            keys = self._keys(plan.type_name, entity, None, field_details_list)
+            entry = None if keys is None else self._request_cache().cache.get_local_entry(keys[2])
+            if entry is not None:
+                return self._replay(entry, self._request_cache())
+        return run(parent_type, source, field_details_list, path, position_context)
+
+    def _request_cache(self) -> RequestCache:
+        request = self._request
+        assert request is not None
+        return request
 
     def complete_object_value(
         self,
@@ -275,23 +311,11 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """`name` is the field or type, `part` the parent's id or the entity's key, and
         `arguments` the field's (None for an entity)."""
-        request = self._request
-        assert request is not None
-        identity = self.memos.selections.identity(details, self.fragment_definitions)
-        if identity is None:
+        request = self._request_cache()
+        keys = self._keys(name, part, arguments, details)
+        if keys is None:
             return execute()
-        args: dict[str, Any] | None = None
-        if arguments is not None or identity.variables:
-            coerced = self.variable_values.coerced
-            args = {"v": {variable: coerced.get(variable) for variable in identity.variables}}
-            if arguments is not None:
-                args["a"] = arguments
-        try:
-            public = extend_key(identity.prefix(name), part, args=args)
-        except TypeError:  # a value the key encoder refuses (a custom scalar): executed
-            return execute()
-        private = extend_key(public, request.viewer_key())
-        key = private if self.memos.private.get(public) else public
+        public, private, key = keys
         if request.on_read is not None:
             request.on_read([key])
         outer = consumption.opened()
@@ -301,6 +325,27 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         if outer:
             return self._execute((public, private), outer, path, entity, execute, nested=True)
         return self._outermost(key, (public, private), path, entity, execute)
+
+    def _keys(
+        self, name: str, part: KeyPart, arguments: dict[str, Any] | None, details: FieldDetailsList
+    ) -> tuple[str, str, str] | None:
+        """The subtree's public and per-viewer keys, and which of them to read; None
+        when it is not to be cached."""
+        identity = self.memos.selections.identity(details, self.fragment_definitions)
+        if identity is None:
+            return None
+        args: dict[str, Any] | None = None
+        if arguments is not None or identity.variables:
+            coerced = self.variable_values.coerced
+            args = {"v": {variable: coerced.get(variable) for variable in identity.variables}}
+            if arguments is not None:
+                args["a"] = arguments
+        try:
+            public = extend_key(identity.prefix(name), part, args=args)
+        except TypeError:  # a value the key encoder refuses (a custom scalar): executed
+            return None
+        private = extend_key(public, self._request_cache().viewer_key())
+        return public, private, private if self.memos.private.get(public) else public
 
     async def _outermost(
         self,

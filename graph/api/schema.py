@@ -25,7 +25,7 @@ from cache.strawberry.subtrees import Subtrees, subtree_executor
 from graph.api.limits import Limits, PreExecutionLimits
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
-from graph.api.types import entity_of
+from graph.api.types import entity_at, entity_of
 from graph.observability.operations import OperationObserver
 from graph.settings import Settings
 
@@ -108,7 +108,7 @@ def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Sch
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        execution_context_class=subtree_executor(Subtrees(entity_of)),
+        execution_context_class=subtree_executor(Subtrees(entity_of, entity_at)),
     )
     limits.append(Limits(schema._schema, settings.max_cost))
     return schema

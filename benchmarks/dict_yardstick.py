@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -24,7 +25,7 @@ def _rows(url: str, table: str) -> list[Row]:
     path = url.split(":///", 1)[1]
     with sqlite3.connect(path) as conn:
         conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY id")]  # noqa: S608
+        return [dict(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
 
 
 def load(url: str) -> None:
@@ -153,13 +154,16 @@ class Query:
     ) -> BookConnection:
         rows = [row for row in DATA["books"].values() if genre is None or row["genre"] == genre]
         return BookConnection(
-            edges=[BookEdge(cursor=str(row["id"]), node=Book(row=row)) for row in rows[: first or 20]]
+            edges=[
+                BookEdge(cursor=str(row["id"]), node=Book(row=row)) for row in rows[: first or 20]
+            ]
         )
 
 
 async def build_dict_app(url: str) -> GraphQL[Any, Any]:
     load(url)
     schema = strawberry.Schema(
-        query=Query, extensions=[ParserCache(maxsize=1024), ValidationCache(maxsize=1024)]
+        query=Query,
+        extensions=[partial(ParserCache, maxsize=1024), partial(ValidationCache, maxsize=1024)],
     )
     return GraphQL(schema, graphql_ide=None)

@@ -36,7 +36,7 @@ from models.seed import GENRES, SeedPlan, seed
 
 Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 PLAN = SeedPlan(authors=100, books_per_author=10, reviews_per_book=5, users=20)
-PAGES = {
+PAGES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "list": [(LIST_PAGE, {"genre": genre, "first": 20}) for genre in GENRES],
     "detail": [(DETAIL_PAGE, {"id": str(book)}) for book in range(1, 41)],
 }
@@ -136,7 +136,7 @@ async def main() -> None:
         stops.append(await lifespan(app))
     if "dicts" in wanted:
         apps["dicts"] = await build_dict_app(url)
-    for name, app in apps.items():
+    for app in apps.values():
         for page in PAGES:
             await per_request_us(app, page, 100)  # warm every cache
     if options.profile:
@@ -155,7 +155,9 @@ async def main() -> None:
                     times.setdefault((name, page), []).append(us)
         for page in PAGES:
             medians = {name: statistics.median(times[(name, page)]) for name in apps}
-            line = ", ".join(f"{name} {us:7.0f} µs ({1e6 / us:5.0f}/s)" for name, us in medians.items())
+            line = ", ".join(
+                f"{name} {us:7.0f} µs ({1e6 / us:5.0f}/s)" for name, us in medians.items()
+            )
             print(f"{page:6}: {line}")
             if "fields" in medians:
                 ratios = ", ".join(

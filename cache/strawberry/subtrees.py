@@ -243,7 +243,11 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             )
             cached = plan.cached
             parent = None if cached is None else cached.parent_id(source)
-            entity = None if cached else self.memos.entity_at(parent_type.name, node.name.value, arguments)
+            entity = (
+                None
+                if cached
+                else self.memos.entity_at(parent_type.name, node.name.value, arguments)
+            )
         except (GraphQLError, AttributeError, TypeError, ValueError):
             return run(parent_type, source, field_details_list, path, position_context)
         if cached is not None:
@@ -274,7 +278,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         self,
         return_type: GraphQLObjectType,
         field_details_list: FieldDetailsList,
-        info: GraphQLResolveInfo,
+        info: GraphQLResolveInfo[Any],
         path: Path,
         result: Any,
         position_context: Any,
@@ -292,9 +296,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             field_details_list,
             path,
             entity,
-            lambda: complete(
-                return_type, field_details_list, info, path, result, position_context
-            ),
+            lambda: complete(return_type, field_details_list, info, path, result, position_context),
         )
 
     # -- one subtree -------------------------------------------------------------------

@@ -46,19 +46,21 @@ class Entities(Generic[RecordT]):
     subtrees open around a resolver depend on the entities it loaded (see
     cache/strawberry/consumption.py), found or not."""
 
-    def __init__(self, kind: str, loader: DataLoader[int, RecordT | None], cache: RequestCache):
+    def __init__(
+        self, kind: str, loader: DataLoader[int, RecordT | None], cache: RequestCache
+    ) -> None:
         self._kind = kind
-        self._loader = loader
+        self._loader: DataLoader[int, RecordT | None] = loader
         self._cache = cache
 
     async def load(self, pk: int) -> RecordT | None:
-        record = await self._loader.load(pk)
+        record: RecordT | None = await self._loader.load(pk)
         if self._cache.consuming:
             self._cache.consumed_entities([keys.entity(self._kind, pk)])
         return record
 
     async def load_many(self, pks: Sequence[int]) -> list[RecordT | None]:
-        records = await self._loader.load_many(pks)
+        records: list[RecordT | None] = await self._loader.load_many(pks)
         if self._cache.consuming:
             self._cache.consumed_entities(keys.entity(self._kind, pk) for pk in pks)
         return records

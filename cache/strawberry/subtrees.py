@@ -68,7 +68,7 @@ EntityAt = Callable[[str, str, Mapping[str, Any]], str | None]
 """``entity_at(parent type name, field name, arguments)``: the entity key of the object
 the field returns when it exists (a lookup by id), known before its resolver runs."""
 
-SELECTIONS_MAX_BYTES = 4 * 1024 * 1024  # printed selections behind the memo of digests
+SELECTIONS_MAX_BYTES = 8 * 1024 * 1024  # printed selections and the documents they pin
 PRIVATE_KEYS = 16384  # subtrees known to be private, so a lookup costs one read
 
 
@@ -120,7 +120,9 @@ def _identity(nodes: list[FieldNode], fragments: Mapping[str, FragmentDefinition
     texts.extend(print_ast(fragments[name]) for name in sorted(seen))
     text = "\n".join(texts).encode("utf-8", "surrogatepass")
     digest = hashlib.blake2b(text, digest_size=16).hexdigest()
-    return _Identity(digest, tuple(sorted(references.variables)), len(text))
+    # Kept nodes keep their document's source text alive: it counts in the memo's bound.
+    held = sum(len(node.loc.source.body) for node in nodes if node.loc is not None)
+    return _Identity(digest, tuple(sorted(references.variables)), len(text) + held + 64)
 
 
 class Selections:
@@ -129,7 +131,7 @@ class Selections:
 
     def __init__(self) -> None:
         self._known: LRUCache[tuple[int, ...], tuple[list[FieldNode], _Identity]] = LRUCache(
-            SELECTIONS_MAX_BYTES, getsizeof=lambda known: known[1].size + 64
+            SELECTIONS_MAX_BYTES, getsizeof=lambda known: known[1].size
         )
 
     def identity(
@@ -145,7 +147,7 @@ class Selections:
         if known is not None and all(a is b for a, b in zip(known[0], nodes, strict=True)):
             return known[1]
         identity = _identity(nodes, fragments)
-        if identity.size + 64 <= SELECTIONS_MAX_BYTES:
+        if identity.size <= SELECTIONS_MAX_BYTES:
             self._known[ids] = (nodes, identity)
         return identity
 
@@ -339,7 +341,9 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         args: dict[str, Any] | None = None
         if arguments is not None or identity.variables:
             coerced = self.variable_values.coerced
-            args = {"v": {variable: coerced.get(variable) for variable in identity.variables}}
+            # A variable left out is not a variable given as null: only given ones count.
+            given = {name: coerced[name] for name in identity.variables if name in coerced}
+            args = {"v": given}
             if arguments is not None:
                 args["a"] = arguments
         try:

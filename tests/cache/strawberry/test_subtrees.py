@@ -94,6 +94,10 @@ class Item:
         return f"note of {info.context.request_cache.viewer} on {self.name}"
 
     @strawberry.field
+    def label(self, prefix: str | None = "x") -> str:
+        return f"{prefix}{self.name}"
+
+    @strawberry.field
     def fragile(self, info: Info[Context, None]) -> str | None:
         world = info.context.world
         world.runs["fragile"] += 1
@@ -141,10 +145,15 @@ def instance(cache: TieredCache, world: World) -> Ask:
     )
 
     async def ask(
-        query: str, viewer: str | None = None, errors: bool = False
+        query: str,
+        viewer: str | None = None,
+        errors: bool = False,
+        variables: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], RequestCache]:
         request = RequestCache(cache, viewer, default_ttl=TTL)
-        result = await schema.execute(query, context_value=Context(request, world))
+        result = await schema.execute(
+            query, variable_values=variables, context_value=Context(request, world)
+        )
         assert bool(result.errors) == errors, result.errors
         assert result.data is not None
         return result.data, request
@@ -304,3 +313,15 @@ async def test_mutations_run_in_full(make_cache: MakeCache) -> None:
         assert result.data == {"touch": {"name": "one", "parts": 3}}
     assert world.runs["item"] == 2
     assert world.runs["parts"] == 1  # the field's own cache still answers
+
+
+async def test_the_variables_a_selection_uses_are_in_its_key(
+    setup: tuple[TieredCache, World, Ask],
+) -> None:
+    _cache, _world, ask = setup
+    query = 'query ($p: String) { item(id: "1") { label(prefix: $p) } }'
+    cases = [({"p": "a-"}, "a-one"), ({"p": "b-"}, "b-one"), ({}, "xone"), ({"p": None}, "Noneone")]
+    for _ in range(2):  # computed, then replayed
+        for variables, label in cases:
+            data, _ = await ask(query, variables=variables)
+            assert data == {"item": {"label": label}}

@@ -8,6 +8,7 @@ parser and validation caches. Only benchmarks/field_execution.py uses it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import defaultdict
 from functools import partial
@@ -160,7 +161,16 @@ class Query:
         )
 
 
+def create() -> GraphQL[Any, Any]:
+    """The app for `uvicorn --factory`, on the database named by YARDSTICK_DATABASE_URL."""
+    return dict_app(os.environ["YARDSTICK_DATABASE_URL"])
+
+
 async def build_dict_app(url: str) -> GraphQL[Any, Any]:
+    return dict_app(url)
+
+
+def dict_app(url: str) -> GraphQL[Any, Any]:
     load(url)
     schema = strawberry.Schema(
         query=Query,

@@ -40,8 +40,13 @@ def load(url: str) -> None:
     books_of: dict[int, list[Row]] = defaultdict(list)
     for book in DATA["books"].values():
         books_of[book["author_id"]].append(book)
+    books_in: dict[str | None, list[Row]] = defaultdict(list)
+    for book in DATA["books"].values():
+        books_in[book["genre"]].append(book)
+        books_in[None].append(book)
     DATA["reviews_of"] = reviews_of
     DATA["books_of"] = books_of
+    DATA["books_in"] = books_in
 
 
 @strawberry.type
@@ -153,7 +158,7 @@ class Query:
         genre: str | None = None,
         author_id: strawberry.ID | None = None,
     ) -> BookConnection:
-        rows = [row for row in DATA["books"].values() if genre is None or row["genre"] == genre]
+        rows = DATA["books_in"][genre]
         return BookConnection(
             edges=[
                 BookEdge(cursor=str(row["id"]), node=Book(row=row)) for row in rows[: first or 20]

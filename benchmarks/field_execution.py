@@ -18,21 +18,18 @@ import asyncio
 import cProfile
 import pstats
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from benchmarks.dict_yardstick import build_dict_app
-from graph.cli import migrations
+from benchmarks.seeded import seeded_database
 from graph.cli.bench.plan import DETAIL_PAGE, LIST_PAGE
 from graph.settings import Settings
 from graph.web.app import create_app
-from models import Database
-from models.seed import GENRES, SeedPlan, seed
+from models.seed import GENRES, SeedPlan
 
 Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 PLAN = SeedPlan(authors=100, books_per_author=10, reviews_per_book=5, users=20)
@@ -92,16 +89,6 @@ async def per_request_us(app: Asgi, page: str, count: int) -> float:
     return (time.process_time() - started) / count * 1e6
 
 
-async def seeded_database() -> str:
-    folder = Path(tempfile.mkdtemp(prefix="strata-fieldspeed-"))
-    url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-    await asyncio.to_thread(migrations.upgrade, url)
-    db = Database(url)
-    await seed(db, PLAN)
-    await db.dispose()
-    return url
-
-
 async def lifespan(app: Any) -> Callable[[], Awaitable[None]]:
     """Starts a Starlette app's lifespan; returns what stops it."""
     router = app.router
@@ -123,7 +110,7 @@ async def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--lines", type=int, default=30)
     options = parser.parse_args()
-    url = await seeded_database()
+    url = await seeded_database(PLAN, "strata-fieldspeed-")
     common = {"database_url": url, "log_level": "INFO", "expose_cache_stats": False}
     apps: dict[str, Asgi] = {}
     stops = []

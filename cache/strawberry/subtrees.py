@@ -361,8 +361,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         entity: str | None,
         execute: Callable[[], Any],
     ) -> Any:
-        request = self._request
-        assert request is not None
+        request = self._request_cache()
         entry = await request.cache.get_remote_entry(key)
         if entry is not None:
             return self._replay(entry, request)
@@ -387,12 +386,9 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         nested: bool,
     ) -> Any:
         """Runs the subtree with its own consumption open; keeps what it completed."""
-        request = self._request
-        assert request is not None
-        record = Consumption()
-        stack = (*outer, record)
-        errors_before = len(self.collected_errors.errors)
-        token = consumption.enter(stack)
+        request = self._request_cache()
+        run = _Run(keys, (*outer, Consumption()), path, len(self.collected_errors.errors), nested)
+        token = consumption.enter(run.stack)
         try:
             if entity is not None:
                 request.consumed_entities([entity])
@@ -400,64 +396,68 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         finally:
             consumption.leave(token)
         if self.is_awaitable(result):
-            return self._finish(result, stack, record, keys, path, errors_before, nested)
-        keep = self._keep(result, record, keys, path, errors_before, nested)
+            return self._finish(result, run)
+        keep = self._keep(result, run)
         return result if keep is None else _after(keep, result)
 
-    async def _finish(
-        self,
-        pending: Any,
-        stack: tuple[Consumption, ...],
-        record: Consumption,
-        keys: tuple[str, str],
-        path: Path,
-        errors_before: int,
-        nested: bool,
-    ) -> Any:
-        token = consumption.enter(stack)
+    async def _finish(self, pending: Any, run: _Run) -> Any:
+        token = consumption.enter(run.stack)
         try:
             result = await pending
         finally:
             consumption.leave(token)
-        keep = self._keep(result, record, keys, path, errors_before, nested)
+        keep = self._keep(result, run)
         if keep is not None:
             await keep
         return result
 
-    def _keep(
-        self,
-        result: Any,
-        record: Consumption,
-        keys: tuple[str, str],
-        path: Path,
-        errors_before: int,
-        nested: bool,
-    ) -> Any:
+    def _keep(self, result: Any, run: _Run) -> Awaitable[None] | None:
         """Stores a completed subtree: L1 at once when nested, else returns the awaitable
         write of both tiers. Nothing is kept after an error or an unknown input."""
+        record = run.stack[-1]
         max_age = record.policy.max_age
-        if not record.complete or max_age is None or self._failed_under(path, errors_before):
+        if not record.complete or max_age is None or self._failed_under(run):
             return None
-        request = self._request
-        assert request is not None
+        request = self._request_cache()
         private = record.policy.private
-        public, per_viewer = keys
+        public, per_viewer = run.keys
         self.memos.private[public] = private
         key = per_viewer if private else public
         value = [result, max_age, private]
         versions = record.recorder.tag_versions
-        if nested:
+        if run.nested:
             request.cache.set_local_entry(key, value, versions, ttl=max_age)
             return None
         return request.cache.set_entry(key, value, versions, ttl=max_age)
 
-    def _failed_under(self, path: Path, errors_before: int) -> bool:
+    def _failed_under(self, run: _Run) -> bool:
         errors = self.collected_errors.errors
-        if len(errors) == errors_before:
+        if len(errors) == run.errors_before:
             return False
-        prefix = path.as_list()
+        prefix = run.path.as_list()
         size = len(prefix)
         return any(
             error.path is None or list(error.path[:size]) == prefix
-            for error in errors[errors_before:]
+            for error in errors[run.errors_before :]
         )
+
+
+class _Run:
+    """One subtree being computed: its keys, the consumptions open around it (its own
+    last), where it is in the result, and the errors already reported before it ran."""
+
+    __slots__ = ("errors_before", "keys", "nested", "path", "stack")
+
+    def __init__(
+        self,
+        keys: tuple[str, str],
+        stack: tuple[Consumption, ...],
+        path: Path,
+        errors_before: int,
+        nested: bool,
+    ) -> None:
+        self.keys = keys
+        self.stack = stack
+        self.path = path
+        self.errors_before = errors_before
+        self.nested = nested

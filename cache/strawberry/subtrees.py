@@ -28,26 +28,18 @@ cost a round trip, and the outermost one is in L2.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cachetools import LRUCache
 from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
     GraphQLField,
     GraphQLObjectType,
     GraphQLResolveInfo,
     OperationType,
-    VariableNode,
-    Visitor,
     get_nullable_type,
     is_object_type,
-    print_ast,
-    visit,
 )
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.values import get_argument_values
@@ -56,10 +48,11 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
 from cache.entry import Entry
-from cache.keys import KeyPart, compose_key, extend_key
+from cache.keys import KeyPart, extend_key
 from cache.strawberry import consumption
 from cache.strawberry.consumption import Consumption, Scope
 from cache.strawberry.fields import CachedField, RequestCache
+from cache.strawberry.selections import Selections
 
 EntityOf = Callable[[str, str, Any], str | None]
 """``entity_of(parent type name, field name, value)``: the entity key of an object a
@@ -68,88 +61,7 @@ EntityAt = Callable[[str, str, Mapping[str, Any]], str | None]
 """``entity_at(parent type name, field name, arguments)``: the entity key of the object
 the field returns when it exists (a lookup by id), known before its resolver runs."""
 
-SELECTIONS_MAX_BYTES = 8 * 1024 * 1024  # printed selections and the documents they pin
 PRIVATE_KEYS = 16384  # subtrees known to be private, so a lookup costs one read
-
-
-class _Identity:
-    """What a selection contributes to a key: a digest of its text, and its variables."""
-
-    __slots__ = ("digest", "prefixes", "size", "variables")
-
-    def __init__(self, digest: str, variables: tuple[str, ...], size: int) -> None:
-        self.digest = digest
-        self.variables = variables
-        self.size = size
-        self.prefixes: dict[str, str] = {}
-
-    def prefix(self, name: str) -> str:
-        """`subtree:<type or field>:<digest>`, the leading parts of its keys."""
-        known = self.prefixes.get(name)
-        if known is None:
-            known = self.prefixes[name] = compose_key("subtree", name, self.digest)
-        return known
-
-
-class _References(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fragments: list[str] = []
-        self.variables: set[str] = set()
-
-    def enter_fragment_spread(self, node: FragmentSpreadNode, *_args: Any) -> None:
-        self.fragments.append(node.name.value)
-
-    def enter_variable(self, node: VariableNode, *_args: Any) -> None:
-        self.variables.add(node.name.value)
-
-
-def _identity(nodes: list[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]) -> _Identity:
-    """The selection sets of `nodes` printed, followed by every fragment they use."""
-    texts = [print_ast(node.selection_set) if node.selection_set else "" for node in nodes]
-    references = _References()
-    for node in nodes:
-        visit(node, references)
-    seen: list[str] = []
-    while references.fragments:
-        name = references.fragments.pop()
-        if name in seen or name not in fragments:
-            continue
-        seen.append(name)
-        visit(fragments[name], references)
-    texts.extend(print_ast(fragments[name]) for name in sorted(seen))
-    text = "\n".join(texts).encode("utf-8", "surrogatepass")
-    digest = hashlib.blake2b(text, digest_size=16).hexdigest()
-    # Kept nodes keep their document's source text alive: it counts in the memo's bound.
-    held = sum(len(node.loc.source.body) for node in nodes if node.loc is not None)
-    return _Identity(digest, tuple(sorted(references.variables)), len(text) + held + 64)
-
-
-class Selections:
-    """Identities of the selections met, by the syntax nodes that hold them: a parsed
-    document is reused for as long as the parser cache keeps it, so are its digests."""
-
-    def __init__(self) -> None:
-        self._known: LRUCache[tuple[int, ...], tuple[list[FieldNode], _Identity]] = LRUCache(
-            SELECTIONS_MAX_BYTES, getsizeof=lambda known: known[1].size
-        )
-
-    def identity(
-        self, details: FieldDetailsList, fragments: Mapping[str, FragmentDefinitionNode]
-    ) -> _Identity | None:
-        nodes = []
-        for detail in details:
-            if detail.defer_usage is not None or detail.fragment_variable_values is not None:
-                return None  # incremental delivery and fragment arguments: executed
-            nodes.append(detail.node)
-        ids = tuple(map(id, nodes))
-        known = self._known.get(ids)
-        if known is not None and all(a is b for a, b in zip(known[0], nodes, strict=True)):
-            return known[1]
-        identity = _identity(nodes, fragments)
-        if identity.size <= SELECTIONS_MAX_BYTES:
-            self._known[ids] = (nodes, identity)
-        return identity
 
 
 class _Plan:

@@ -178,7 +178,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             # The same key the object's own completion would look up: a hit needs no
             # resolver at all; on a miss that completion reads again and stores.
             keys = self._keys(plan.type_name, entity, None, field_details_list)
-            entry = None if keys is None else self._request_cache().cache.get_local_entry(keys[2])
+            entry = None if keys is None else self._request_cache().cache.get_local_entry(keys[1])
             if entry is not None:
                 return self._replay(entry, self._request_cache())
         return run(parent_type, source, field_details_list, path, position_context)
@@ -231,7 +231,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         keys = self._keys(name, part, arguments, details)
         if keys is None:
             return execute()
-        public, private, key = keys
+        public, key = keys
         if request.on_read is not None:
             request.on_read([key])
         outer = consumption.opened()
@@ -239,13 +239,14 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         if entry is not None:
             return self._replay(entry, request)
         if outer:
-            return self._execute((public, private), outer, path, entity, execute, nested=True)
-        return self._outermost(key, (public, private), path, entity, execute)
+            return self._execute(public, outer, path, entity, execute, nested=True)
+        return self._outermost(key, public, path, entity, execute)
 
     def _keys(
         self, name: str, part: KeyPart, arguments: dict[str, Any] | None, details: FieldDetailsList
-    ) -> tuple[str, str, str] | None:
-        """The subtree's public and per-viewer keys, and which of them to read; None
+    ) -> tuple[str, str] | None:
+        """The subtree's public key, and the key to read (the viewer's when it is known
+        to be private: the public key with the viewer appended); None
         when it is not to be cached."""
         identity = self.memos.selections.identity(details, self.fragment_definitions)
         if identity is None:
@@ -262,13 +263,15 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             public = extend_key(identity.prefix(name), part, args=args)
         except TypeError:  # a value the key encoder refuses (a custom scalar): executed
             return None
-        private = extend_key(public, self._request_cache().viewer_key())
-        return public, private, private if self.memos.private.get(public) else public
+        return public, self._per_viewer(public) if self.memos.private.get(public) else public
+
+    def _per_viewer(self, public: str) -> str:
+        return extend_key(public, self._request_cache().viewer_key())
 
     async def _outermost(
         self,
         key: str,
-        keys: tuple[str, str],
+        public: str,
         path: Path,
         entity: str | None,
         execute: Callable[[], Any],
@@ -277,7 +280,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         entry = await request.cache.get_remote_entry(key)
         if entry is not None:
             return self._replay(entry, request)
-        result = self._execute(keys, (), path, entity, execute, nested=False)
+        result = self._execute(public, (), path, entity, execute, nested=False)
         return await result if self.is_awaitable(result) else result
 
     def _replay(self, entry: Entry, request: RequestCache) -> Any:
@@ -289,7 +292,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _execute(
         self,
-        keys: tuple[str, str],
+        public: str,
         outer: tuple[Consumption, ...],
         path: Path,
         entity: str | None,
@@ -299,7 +302,7 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """Runs the subtree with its own consumption open; keeps what it completed."""
         request = self._request_cache()
-        run = _Run(keys, (*outer, Consumption()), path, len(self.collected_errors.errors), nested)
+        run = _Run(public, (*outer, Consumption()), path, len(self.collected_errors.errors), nested)
         token = consumption.enter(run.stack)
         try:
             if entity is not None:
@@ -332,9 +335,9 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             return None
         request = self._request_cache()
         private = record.policy.private
-        public, per_viewer = run.keys
+        public = run.key
         self.memos.private[public] = private
-        key = per_viewer if private else public
+        key = self._per_viewer(public) if private else public
         value = [result, max_age, private]
         versions = record.recorder.tag_versions
         if run.nested:
@@ -358,17 +361,17 @@ class _Run:
     """One subtree being computed: its keys, the consumptions open around it (its own
     last), where it is in the result, and the errors already reported before it ran."""
 
-    __slots__ = ("errors_before", "keys", "nested", "path", "stack")
+    __slots__ = ("errors_before", "key", "nested", "path", "stack")
 
     def __init__(
         self,
-        keys: tuple[str, str],
+        key: str,
         stack: tuple[Consumption, ...],
         path: Path,
         errors_before: int,
         nested: bool,
     ) -> None:
-        self.keys = keys
+        self.key = key
         self.stack = stack
         self.path = path
         self.errors_before = errors_before

@@ -210,30 +210,50 @@ class TieredCache:
         return entry
 
     async def set_entry(
-        self, key: str, value: Any, tag_versions: TagVersions, ttl: float | None = None
+        self,
+        key: str,
+        value: Any,
+        tag_versions: TagVersions,
+        ttl: float | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         """Stores ``value`` valid while every tag in ``tag_versions`` keeps its version
-        (pass ``Recorder.tag_versions``). Refused by each tier where a tag already moved."""
-        entry = self._composite(value, tag_versions)
+        (pass ``Recorder.tag_versions``). Refused by each tier where a tag already moved,
+        and not stored when its encoding and tags take more than ``max_bytes``."""
+        entry = self._composite(value, tag_versions, max_bytes)
         if entry is not None:
             await self._composites.store(key, entry, ttl or self.config.default_ttl)
 
     def set_local_entry(
-        self, key: str, value: Any, tag_versions: TagVersions, ttl: float | None = None
+        self,
+        key: str,
+        value: Any,
+        tag_versions: TagVersions,
+        ttl: float | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         """:meth:`set_entry` in L1 only, synchronous: for composites nested in others
         that are stored in both tiers (an L2 write each would cost a round trip)."""
-        entry = self._composite(value, tag_versions)
+        entry = self._composite(value, tag_versions, max_bytes)
         if entry is not None:
             self._composites.store_locally(key, entry, ttl or self.config.default_ttl)
 
-    def _composite(self, value: Any, tag_versions: TagVersions) -> Entry | None:
+    def _composite(
+        self, value: Any, tag_versions: TagVersions, max_bytes: int | None
+    ) -> Entry | None:
         if not self.config.enabled:
             return None
         versions = dict(tag_versions)
         if GLOBAL_TAG not in versions:
             versions[GLOBAL_TAG] = self._view.local_versions([GLOBAL_TAG])[0][1]
-        return Entry.of(value, tuple(sorted(versions.items())))
+        entry = Entry.of(value, tuple(sorted(versions.items())))
+        if max_bytes is not None:
+            size = len(entry.payload or b"") + sum(len(tag) + 16 for tag in versions)
+            if size > max_bytes:
+                return None
+        return entry
 
     async def tag_versions(self, tags: Iterable[str]) -> TagVersions:
         """The current versions of ``tags`` (and :data:`GLOBAL_TAG`): what a value computed

@@ -62,6 +62,7 @@ EntityAt = Callable[[str, str, Mapping[str, Any]], str | None]
 the field returns when it exists (a lookup by id), known before its resolver runs."""
 
 PRIVATE_KEYS = 16384  # subtrees known to be private, so a lookup costs one read
+MAX_BYTES = 256 * 1024  # a larger subtree (with its tags) is executed every time
 
 
 class _Plan:
@@ -86,15 +87,19 @@ def _plan(field: GraphQLField) -> _Plan | None:
 
 
 class Subtrees:
-    """One schema's memos: selection digests, field plans, which keys are private.
+    """One schema's memos: selection digests, field plans, which keys are private; and
+    the most bytes one stored subtree may take (L1 is bounded in entries).
 
     `entity_of` names the entity an object is (see `EntityOf`); `entity_at` the entity a
     field will return, from its arguments alone (`EntityAt`), so that its subtree can
     be answered before the resolver runs."""
 
-    def __init__(self, entity_of: EntityOf, entity_at: EntityAt) -> None:
+    def __init__(
+        self, entity_of: EntityOf, entity_at: EntityAt, *, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.entity_of = entity_of
         self.entity_at = entity_at
+        self.max_bytes = max_bytes
         self.selections = Selections()
         self.private: LRUCache[str, bool] = LRUCache(PRIVATE_KEYS)
         self._plans: dict[int, tuple[GraphQLField, _Plan | None]] = {}
@@ -340,10 +345,11 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
         key = self._per_viewer(public) if private else public
         value = [result, max_age, private]
         versions = record.recorder.tag_versions
+        size = self.memos.max_bytes
         if run.nested:
-            request.cache.set_local_entry(key, value, versions, ttl=max_age)
+            request.cache.set_local_entry(key, value, versions, ttl=max_age, max_bytes=size)
             return None
-        return request.cache.set_entry(key, value, versions, ttl=max_age)
+        return request.cache.set_entry(key, value, versions, ttl=max_age, max_bytes=size)
 
     def _failed_under(self, run: _Run) -> bool:
         errors = self.collected_errors.errors

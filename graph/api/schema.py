@@ -108,7 +108,10 @@ def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Sch
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        execution_context_class=subtree_executor(Subtrees(entity_of, entity_at)),
+        execution_context_class=subtree_executor(
+            # A subtree is part of a response: the same bound as a whole response.
+            Subtrees(entity_of, entity_at, max_bytes=settings.response_cache_max_bytes)
+        ),
     )
     limits.append(Limits(schema._schema, settings.max_cost))
     return schema

@@ -138,11 +138,10 @@ def entity_at(parent: str, field_name: str, arguments: Mapping[str, Any]) -> str
 Ask = Callable[..., Coroutine[Any, Any, tuple[dict[str, Any], RequestCache]]]
 
 
-def instance(cache: TieredCache, world: World) -> Ask:
+def instance(cache: TieredCache, world: World, max_bytes: int = 64 * 1024) -> Ask:
     """One app instance: its own schema (and subtree memos) on `cache`."""
-    schema = strawberry.Schema(
-        query=Query, execution_context_class=subtree_executor(Subtrees(entity_of, entity_at))
-    )
+    subtrees = Subtrees(entity_of, entity_at, max_bytes=max_bytes)
+    schema = strawberry.Schema(query=Query, execution_context_class=subtree_executor(subtrees))
 
     async def ask(
         query: str,
@@ -325,3 +324,17 @@ async def test_the_variables_a_selection_uses_are_in_its_key(
         for variables, label in cases:
             data, _ = await ask(query, variables=variables)
             assert data == {"item": {"label": label}}
+
+
+async def test_a_subtree_over_the_byte_bound_is_executed_every_time(make_cache: MakeCache) -> None:
+    world = World()
+    world.names["Item:1"] = "x" * 2000
+    ask = instance(await make_cache(), world, max_bytes=1000)
+    for _ in range(2):
+        data, _ = await ask('{ item(id: "1") { name } }')
+        assert data == {"item": {"name": "x" * 2000}}
+    assert world.runs["item"] == 2
+    short, _ = await ask('{ item(id: "2") { name } }')
+    await ask('{ item(id: "2") { name } }')
+    assert short == {"item": {"name": "two"}}
+    assert world.runs["item"] == 3  # a small one is kept

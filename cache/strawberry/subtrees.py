@@ -8,7 +8,8 @@ as they go into the response) of two kinds of subtree is a cache value of its ow
 * a field declared with :class:`~cache.strawberry.CachedField` whose type is an object
   (a connection, a viewer...): keyed by the field, its parent's id and its arguments;
 * an *entity* (an object the app names with its entity key, ``entity_of``): keyed by
-  that key.
+  that key; a field that looks one up by id (``entity_at``) is answered from it before
+  its resolver runs.
 
 Both keys also hold the selection below the field (its printed syntax with the fragments
 it uses, as a digest) and the values of the variables that selection refers to, and the
@@ -24,6 +25,10 @@ them already moved (the stale-set race). A replayed subtree adds its versions, T
 scope to the request (and to the subtrees around it) as the values it was built from
 would have. Subtrees nested in a stored one are kept in L1 only: an L2 write each would
 cost a round trip, and the outermost one is in L2.
+
+The contract for the resolvers below a cached subtree: everything they use comes from
+the cache (read through the `RequestCache`), and they depend on the viewer only through
+``PRIVATE`` cached fields. Mutations are executed as usual.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ off and Strawberry over dicts (issue 15), on the bench's list and detail pages.
 Servers, all started once and measured in turn, round after round (interleaved, so a slow
 spell of the machine lands on all of them): `off` (STRATA_CACHE=off), `fields`
 (STRATA_RESPONSE_CACHE=false) and `dicts` (benchmarks/dict_yardstick.py under uvicorn);
-`--before DIR` adds `before`, the same fields server run from another checkout (say
-`git archive main | tar -x -C DIR`). The pages go over a fixed set of ids and genres, so
+`--before DIR` adds `before` and `off-before`, the same fields and cache-off servers run
+from another checkout (say `git archive main | tar -x -C DIR`). The pages go over a fixed set of ids and genres, so
 after the warm-up every value is in L1 ("everything warm"). One core for the servers, one
 for wrk, as `strata bench` does. Prints req/s per run and the medians.
 
@@ -107,6 +107,7 @@ def main() -> None:
     if options.before is not None:
         before_env = {**common, "STRATA_RESPONSE_CACHE": "false", "PYTHONPATH": str(options.before)}
         servers["before"] = (serve, {**before_env, "STRATA_CACHE_PREFIX": "before"}, options.before)
+        servers["off-before"] = (serve, {**before_env, "STRATA_CACHE": "off"}, options.before)
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.dict_yardstick:create"]
     servers["dicts"] = (
         [*uvicorn, "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"],
@@ -143,7 +144,7 @@ def main() -> None:
                     rps.setdefault((name, page), []).append(result.rps)
                     rps.setdefault((name, page + " per CPU s"), []).append(per_cpu)
                     print(
-                        f"round {number + 1} {page:6} {name:7} {result.rps:8.0f} req/s"
+                        f"round {number + 1} {page:6} {name:10} {result.rps:8.0f} req/s"
                         f" {per_cpu:8.0f} req per server CPU second",
                         flush=True,
                     )

@@ -5,9 +5,10 @@ Servers, all started once and measured in turn, round after round (interleaved, 
 spell of the machine lands on all of them): `off` (STRATA_CACHE=off), `fields`
 (STRATA_RESPONSE_CACHE=false) and `dicts` (benchmarks/dict_yardstick.py under uvicorn);
 `--before DIR` adds `before` and `off-before`, the same fields and cache-off servers run
-from another checkout (say `git archive main | tar -x -C DIR`). The pages go over a fixed set of ids and genres, so
-after the warm-up every value is in L1 ("everything warm"). One core for the servers, one
-for wrk, as `strata bench` does. Prints req/s per run and the medians.
+from another checkout (say `git archive main | tar -x -C DIR`). The pages go over a fixed
+set of ids and genres, so after the warm-up every value is in L1 ("everything warm"). One
+core for the servers, one for wrk, as `strata bench` does. Prints req/s per run (and per
+second of the server's own CPU time) and the medians.
 
     .venv/bin/python -m benchmarks.field_wrk [--rounds 3] [--seconds 10] [--before DIR]
 """

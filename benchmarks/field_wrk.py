@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--before", type=Path, default=None)
     parser.add_argument("--authors", type=int, default=1000)
+    parser.add_argument("--servers", default=None, help="only these, comma-separated")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="strata-field-wrk-"))
     url = f"sqlite+aiosqlite:///{work / 'bench.sqlite'}"
@@ -115,6 +116,8 @@ def main() -> None:
         {**common, "YARDSTICK_DATABASE_URL": url},
         here,
     )
+    if options.servers is not None:
+        servers = {name: servers[name] for name in options.servers.split(",")}
     scripts = {}
     for page, requests in PAGES.items():
         path = work / f"{page}.lua"
@@ -153,7 +156,7 @@ def main() -> None:
             medians = {name: statistics.median(rps[(name, page)]) for name in running}
             print(page, "medians:", ", ".join(f"{n} {v:.0f}" for n, v in medians.items()))
             for name in running:
-                if name != "fields":
+                if "fields" in medians and name != "fields":
                     print(f"  fields / {name}: {medians['fields'] / medians[name]:.2f}x")
     finally:
         for process, _ in running.values():

@@ -142,6 +142,11 @@ class _SubtreeExecutor(StrawberryGraphQLCoreExecutionContext):
             and self.operation.operation is OperationType.QUERY
         )
         self._request: RequestCache | None = request if usable else None
+        if not usable:
+            # Nothing to cache (the cache is off, or a mutation): graphql-core's own
+            # methods, without one more layer on every field.
+            self.execute_field = super().execute_field  # type: ignore[method-assign]
+            self.complete_object_value = super().complete_object_value  # type: ignore[method-assign]
 
     def execute_field(
         self,

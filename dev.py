@@ -165,6 +165,10 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# The dev server's catalogue (the README's examples run on it: tests/e2e/test_readme.py).
+SEED = ["seed", "--if-empty", "--authors", "50"]
+
+
 def serve(extra: list[str]) -> int:
     # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C: the server, its Redis, dev.env.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -178,7 +182,7 @@ def serve(extra: list[str]) -> int:
         env["REDIS_URL"] = redis[1]
     strata = BIN / "strata"
     try:
-        for step in (["db", "upgrade"], ["seed", "--if-empty", "--authors", "50"]):
+        for step in (["db", "upgrade"], SEED):
             code = _run(strata, *step, env=env)
             if code != 0:
                 return code

@@ -22,6 +22,10 @@ Public API::
                                         tags=["User:1", "Post"])
         # After the write committed, before answering: awaited, one round trip.
         await cache.invalidate(["User:1", "Post"])
+        # With an outbox (TieredCache(config, outbox), see cache.outbox): the row the
+        # write recorded its tags in, in its own transaction; retried by every
+        # instance's relay until Redis applied it.
+        await cache.invalidate(["User:1", "Post"], row=row_id)
         # Composition (e.g. a whole-response cache):
         with cache.recording() as rec:
             ...                                     # reads through the cache

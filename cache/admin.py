@@ -6,6 +6,7 @@ never block Redis.
 
     admin = CacheAdmin(cache)                      # a started TieredCache with Redis
     await admin.scan_entries(pattern="User:*", tag="User:1", limit=50)  # [KeyInfo]
+    await admin.count_entries(pattern="User:*")   # (count, complete)
     await admin.inspect("User:1")                  # Inspection
     await admin.invalidate(["User:1"])             # same as cache.invalidate
     await admin.flush(delete_keys=True)            # FlushResult
@@ -191,6 +192,17 @@ class CacheAdmin:
                 if len(found) >= limit or scanned >= max_scanned:
                     break
         return found
+
+    async def count_entries(
+        self, pattern: str | None = None, max_scanned: int = 1_000_000
+    ) -> tuple[int, bool]:
+        """How many entries' cache keys match the glob ``pattern`` (all when ``None``), by
+        SCAN over key names only; and whether that is all of them (False when it stopped
+        at ``max_scanned``)."""
+        redis = self._redis
+        match = _glob_escape(redis.keys.entry_prefix) + (pattern or "*")
+        scan = await self._scan(match, max_scanned)
+        return len(scan.keys), scan.complete
 
     # -- one entry ----------------------------------------------------------------------
 

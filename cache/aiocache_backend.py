@@ -45,6 +45,10 @@ class TieredAiocache(BaseCache):  # type: ignore[misc]
     ``timeout=None`` by default: the engine bounds each Redis call by its own deadline and
     never raises for Redis trouble, and aiocache's ``asyncio.wait_for`` around every call
     costs more than an L1 hit.
+
+    ``guard_misses=False`` is for values no invalidation can make stale, such as documents
+    named by their own hash: a miss then reads no tag versions (which would create their
+    keys in Redis: a client could make one per made-up key), and the store reads them.
     """
 
     NAME = "tiered"
@@ -56,11 +60,13 @@ class TieredAiocache(BaseCache):  # type: ignore[misc]
         tags_of: TagsOf | None = None,
         serializer: BaseSerializer | None = None,
         timeout: float | None = None,
+        guard_misses: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(serializer=serializer or NullSerializer(), timeout=timeout, **kwargs)
         self.engine = engine
         self._tags_of = tags_of
+        self._guard_misses = guard_misses
         self._read_at: dict[str, TagVersions] = {}
 
     def _tags(self, key: str) -> list[str]:
@@ -71,6 +77,8 @@ class TieredAiocache(BaseCache):  # type: ignore[misc]
         entry = await self.engine.get_entry(key)
         if entry is not None:
             return entry.value
+        if not self._guard_misses:
+            return None
         read_at = self._read_at
         if key not in read_at:  # keep the oldest: a store after either miss is then safe
             if len(read_at) >= _MISSES_REMEMBERED:

@@ -43,7 +43,7 @@ class Composites:
 
     def local(self, key: str) -> Entry | None:
         reads = self._reads
-        entry = reads.l1_hit(key)
+        entry = reads.l1_hit(key, None)  # a composite names its own tags
         if entry is None and reads.has_l1:
             self._counters.add("l1_misses")
         return entry
@@ -58,6 +58,9 @@ class Composites:
         if health.redis is None:
             return None
         epoch = self._view.epoch
+        pending = self._view.pending
+        # Pending when the read started (see ReadPath._fetch); None: everything was.
+        blocked = pending.snapshot() if pending else frozenset()
         try:
             blob, current = await health.call(
                 lambda redis: redis.read_entry(key, health.tag_ttl_ms)
@@ -70,12 +73,14 @@ class Composites:
             return None
         entry, expires_at_ms = decoded
         tags = entry.tags
-        if len(current) == len(tags):
-            self._view.merge(zip(tags, current, strict=True), epoch)
+        was_blocked = blocked is None or not blocked.isdisjoint(tags)
+        if len(current) == len(tags) and blocked is not None:
+            self._view.merge(zip(tags, current, strict=True), epoch, skip=blocked)
         if (
             len(current) != len(tags)
             or any(mine != now for (_, mine), now in zip(entry.versions, current, strict=True))
             or health.pending.blocks(tags)
+            or was_blocked
         ):
             self._counters.add("l2_invalid_versions")
             self._counters.add("l2_misses")

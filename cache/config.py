@@ -51,6 +51,14 @@ class CacheConfig:
     max_pending_invalidations: int = 10_000
     """Invalidations made while Redis was unreachable are replayed when it returns; past
     this many distinct tags the whole namespace is invalidated instead."""
+    outbox_relay_seconds: float = 1.0
+    """Period of the outbox relay (with an outbox): how often unapplied rows are retried
+    and, while the broadcast is lost, how often new rows are read."""
+    outbox_grace_seconds: float = 2.0
+    """Age of an unapplied outbox row before a relay applies it: its writer normally does
+    within milliseconds (a relay racing it only bumps the tags twice)."""
+    outbox_retention_seconds: float = 600.0
+    """Applied outbox rows older than this are deleted."""
 
     def __post_init__(self) -> None:
         if not self.namespace:
@@ -67,5 +75,9 @@ class CacheConfig:
             raise ValueError("ttl_jitter must be in [0, 1)")
         if self.breaker_failure_threshold < 1 or self.breaker_reset_seconds <= 0:
             raise ValueError("breaker thresholds must be positive")
+        if min(self.outbox_relay_seconds, self.outbox_retention_seconds) <= 0:
+            raise ValueError("outbox periods must be positive")
+        if self.outbox_grace_seconds < 0:
+            raise ValueError("outbox_grace_seconds must be >= 0")
         if self.enabled and not self.secret:
             raise ValueError("secret must not be empty")

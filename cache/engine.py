@@ -28,8 +28,10 @@ from cache.invalidation import Invalidator
 from cache.keys import GLOBAL_TAG, KeySpace, canonical_tags
 from cache.memory import TinyLFUStore
 from cache.observation import Observation
+from cache.outbox import Outbox
 from cache.reads import BatchLoader, ReadPath, TagsOf
 from cache.redis_tier import RedisTier, build_listener_client
+from cache.relay import Relay
 from cache.singleflight import SingleFlight
 from cache.versions import TagVersionView
 
@@ -40,8 +42,13 @@ V = TypeVar("V")
 __all__ = ["TieredCache"]
 
 
+_SETTLE_AT_CLOSE_S = 1.0
+
+
 class TieredCache:
-    def __init__(self, config: CacheConfig) -> None:
+    def __init__(self, config: CacheConfig, outbox: Outbox | None = None) -> None:
+        """``outbox``: where writes record their invalidations (SPEC 7a); with it and
+        Redis, every instance runs a relay that applies what is left unapplied."""
         self.config = config
         self.counters = Counters()
         self._keys = KeySpace(config.namespace)
@@ -62,6 +69,11 @@ class TieredCache:
             config, self.counters, self._view, self._keys, self._health, self._reads
         )
         self._invalidator = Invalidator(self.counters, self._view, self._l1, flights, self._health)
+        self._relay: Relay | None = None
+        if outbox is not None:
+            self._relay = Relay(
+                outbox, config, self._view.pending, self._health, self._invalidator, self._tasks
+            )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -75,14 +87,22 @@ class TieredCache:
         timeout_s = config.redis_timeout_ms / 1000
         redis = RedisTier(url, self._keys, timeout_s, config.redis_max_connections)
         invalidator = self._invalidator
+        relay = self._relay
         listener = InvalidationListener(
             lambda: build_listener_client(url, max(timeout_s, 1.0)),
             self._keys.channel,
             invalidator.on_broadcast,
-            invalidator.on_broadcast_connected,
-            invalidator.on_broadcast_lost,
+            self._on_broadcast_connected,
+            self._on_broadcast_lost,
         )
-        self._health.attach(redis, listener, on_recovered=invalidator.flush_l1)
+        self._health.attach(
+            redis,
+            listener,
+            on_recovered=invalidator.flush_l1,
+            on_applied=relay.applied if relay is not None else lambda rows: None,
+        )
+        if relay is not None:
+            await self._start_relay(relay)
         self._tasks.spawn(listener.run())
         self._tasks.spawn(self._health.watch())
         try:
@@ -94,7 +114,27 @@ class TieredCache:
         except TimeoutError:
             logger.warning("cache broadcast not connected at start; L1 TTLs capped until it is")
 
+    def _on_broadcast_connected(self) -> None:
+        self._invalidator.on_broadcast_connected()
+        if self._relay is not None:
+            self._relay.on_broadcast_connected()
+
+    def _on_broadcast_lost(self) -> None:
+        self._invalidator.on_broadcast_lost()
+        if self._relay is not None:
+            self._relay.on_broadcast_lost()
+
+    async def _start_relay(self, relay: Relay) -> None:
+        """Every unapplied outbox row is pending here before this instance serves."""
+        try:
+            await relay.start()
+        except Exception as error:  # the database away: the relay's first pass marks them
+            logger.warning("outbox not readable at start (%r)", error)
+        self._tasks.spawn(relay.run())
+
     async def close(self) -> None:
+        if self._relay is not None:
+            await self._relay.settle(_SETTLE_AT_CLOSE_S)
         await self._tasks.cancel_all()
         redis = self._health.redis
         if redis is not None:
@@ -161,7 +201,7 @@ class TieredCache:
         tags: Sequence[str] = (),
     ) -> V | None:
         # The common case first, without building the batch machinery.
-        entry = self._reads.l1_hit(key)
+        entry = self._reads.l1_hit(key, canonical_tags(tags))
         if entry is not None:
             recording.record(entry.versions)
             value: V | None = entry.value
@@ -262,25 +302,41 @@ class TieredCache:
         health = self._health
         if health.redis is not None:
             epoch = self._view.epoch
+            pending = self._view.pending
+            blocked = pending.blocked(wanted) if pending else frozenset()
             try:
                 read = await health.call(lambda r: r.read([], wanted, health.tag_ttl_ms))
             except RedisUnavailable:
                 pass
             else:
-                self._view.merge(zip(wanted, read.versions, strict=True), epoch)
+                self._view.merge(zip(wanted, read.versions, strict=True), epoch, skip=blocked)
                 return tuple(zip(wanted, read.versions, strict=True))
         return self._view.local_versions(wanted)
 
     # -- invalidation --------------------------------------------------------------------
 
-    async def invalidate(self, tags: Iterable[str]) -> int:
+    async def invalidate(self, tags: Iterable[str], *, row: int | None = None) -> int:
         """Bumps ``tags`` in both tiers and tells the other instances; returns the number
         of distinct tags invalidated. Returns once this instance will no longer serve
-        anything that depended on them, and Redis has them bumped (or, if Redis is
-        unreachable, they are queued and replayed before L2 is trusted again)."""
+        anything that depended on them, and Redis has them bumped (or, if Redis refused,
+        they stay pending here, and are retried until applied). ``row``: the outbox row
+        (see :class:`~cache.outbox.Outbox`) that recorded this invalidation with the write;
+        marked applied once Redis has it."""
         if not self.config.enabled:
             return len(set(tags))
-        return await self._invalidator.invalidate(tags)
+        return await self._invalidator.invalidate(tags, row)
+
+    async def relay_pass(self) -> None:
+        """One pass of the outbox relay now (tests and operator tools; it also runs by
+        itself every ``outbox_relay_seconds``)."""
+        if self._relay is not None and self._health.redis is not None:
+            await self._relay.run_pass()
+
+    def on_invalidation_received(self, callback: Callable[[Sequence[str]], None]) -> None:
+        """Calls ``callback(tags)`` for every invalidation this instance hears on the
+        broadcast: other instances', an operator's, and its own (each instance hears its
+        own bumps too). Called on the listener's task: keep it quick, never blocking."""
+        self._invalidator.observe(callback)
 
     # -- health and introspection --------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 from redis.exceptions import RedisError
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError)
+MAX_TAGS_PER_BUMP: Final = 1000
+"""Tags per invalidation script: a larger invalidation is sent as several, never cut."""
 
 
 class RedisUnavailable(Exception):
@@ -50,6 +52,7 @@ class RedisHealth:
         self.redis: RedisTier | None = None
         self.listener: InvalidationListener | None = None
         self._on_recovered: Callable[[], None] = lambda: None
+        self._on_applied: Callable[[list[int]], None] = lambda rows: None
         self.breaker = CircuitBreaker(
             config.breaker_failure_threshold, config.breaker_reset_seconds
         )
@@ -66,11 +69,14 @@ class RedisHealth:
         redis: RedisTier,
         listener: InvalidationListener,
         on_recovered: Callable[[], None],
+        on_applied: Callable[[list[int]], None],
     ) -> None:
-        """``on_recovered`` runs when a probe finds Redis back, before it is used again."""
+        """``on_recovered`` runs when a probe finds Redis back, before it is used again;
+        ``on_applied`` gets the outbox rows whose bumps Redis has just applied."""
         self.redis = redis
         self.listener = listener
         self._on_recovered = on_recovered
+        self._on_applied = on_applied
 
     @property
     def degraded(self) -> bool:
@@ -101,14 +107,15 @@ class RedisHealth:
             self._schedule_replay()
         return result
 
-    async def invalidate(self, tags: Sequence[str]) -> None:
-        """Bumps ``tags`` (with whatever is pending) in Redis, or queues them for replay."""
+    async def apply_pending(self) -> bool:
+        """Sends the bumps of every pending mark to Redis (in calls of at most
+        :data:`MAX_TAGS_PER_BUMP` tags); True once Redis applied them. A refused or failed
+        bump leaves them pending and opens the breaker."""
         if self.redis is None:
-            return
+            return False
         try:
-            await self.call(lambda redis: self._send_invalidations(redis, tags))
+            await self.call(self._send_invalidations)
         except RedisUnavailable:
-            self.pending.queue(tags)
             # A refused bump is a failure whatever reads do (Redis full, read-only, MISCONF
             # still answer reads, whose successes would reset the failure count): open the
             # breaker, so only a probe that replays the pending bumps closes it again.
@@ -116,19 +123,27 @@ class RedisHealth:
                 self.breaker.trip()
                 self._counters.add("breaker_opened")
                 logger.warning("an invalidation did not reach Redis: circuit breaker open")
+            return False
+        return True
 
-    async def _send_invalidations(self, redis: RedisTier, tags: Sequence[str]) -> None:
-        """One round trip for ``tags`` plus every pending invalidation: the one place
-        pending invalidations are replayed (by a call, a scheduled replay or a probe)."""
-        pending = self.pending.batch()
-        replayed, everything = pending
-        batch = list(dict.fromkeys([*tags, *replayed, *([GLOBAL_TAG] if everything else [])]))
-        if not batch:
+    async def _send_invalidations(self, redis: RedisTier) -> None:
+        """The bumps of everything pending, or a ping when nothing is: the one place
+        pending invalidations are sent (by a write, a scheduled replay, the relay or a
+        probe). Every tag is bumped, however many: a large invalidation is split."""
+        batch = self.pending.batch()
+        if not batch.ids:
             await redis.ping()
             return
-        versions = await redis.invalidate(batch, self.tag_ttl_ms)
-        self.pending.replayed(pending)
-        self._view.merge(zip(batch, versions, strict=True))
+        tags = [GLOBAL_TAG] if batch.everything else list(batch.tags)
+        versions: list[int] = []
+        for start in range(0, len(tags), MAX_TAGS_PER_BUMP):
+            versions += await redis.invalidate(
+                tags[start : start + MAX_TAGS_PER_BUMP], self.tag_ttl_ms
+            )
+        self.pending.replayed(batch)
+        self._view.merge_late(zip(tags, versions, strict=True))
+        if batch.rows:
+            self._on_applied(batch.rows)
 
     def _schedule_replay(self) -> None:
         if self._replaying:
@@ -137,7 +152,7 @@ class RedisHealth:
 
         async def replay() -> None:
             try:
-                await self.invalidate([])
+                await self.apply_pending()
             finally:
                 self._replaying = False
 
@@ -174,7 +189,7 @@ class RedisHealth:
         self._counters.add("redis_round_trips")
         try:
             async with Deadline(self._probe_timeout_s):
-                await self._send_invalidations(redis, [])
+                await self._send_invalidations(redis)
         except REDIS_FAILURES:
             self.breaker.trip()
             return

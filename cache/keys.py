@@ -142,9 +142,16 @@ def viewer_part(viewer: str | None) -> tuple[str, str | None]:
 def canonical_tags(own: Sequence[str]) -> tuple[str, ...]:
     """``own`` with :data:`GLOBAL_TAG`, in one canonical (sorted) order: entries record
     their tags in this order, so a reader compares lists, not sets."""
-    if len(own) == 1 and own[0] != GLOBAL_TAG:  # the common case, without a set and a sort
+    count = len(own)
+    if count == 1 and own[0] != GLOBAL_TAG:  # the common cases, without a set and a sort
         tag = own[0]
         return (tag, GLOBAL_TAG) if tag < GLOBAL_TAG else (GLOBAL_TAG, tag)
+    if count == 2:
+        low, high = own
+        if low > high:
+            low, high = high, low
+        if low > GLOBAL_TAG and low != high:
+            return (GLOBAL_TAG, low, high)
     return tuple(sorted({*own, GLOBAL_TAG}))
 
 

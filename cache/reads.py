@@ -46,11 +46,14 @@ _LOGGED_INTEGRITY_KEYS_MAX: Final = 1024
 class Slot:
     """What L1 holds: an entry and the view revision it was last found current at."""
 
-    __slots__ = ("checked", "entry")
+    __slots__ = ("checked", "entry", "tags")
 
     def __init__(self, entry: Entry, checked: int) -> None:
         self.entry = entry
         self.checked = checked
+        self.tags = entry.tags
+        """The tags it was stored with: served only to a reader expecting exactly these
+        (a key shared by two callers with different tags is a miss, never a wrong hit)."""
 
 
 class ReadPath:
@@ -80,12 +83,17 @@ class ReadPath:
 
     # -- L1 ------------------------------------------------------------------------------
 
-    def l1_hit(self, key: str) -> Entry | None:
-        """The current L1 entry of ``key`` (counted as a hit), else ``None`` (uncounted)."""
+    def l1_hit(self, key: str, expected: tuple[str, ...] | None) -> Entry | None:
+        """The current L1 entry of ``key`` (counted as a hit), else ``None`` (uncounted).
+        ``expected``: the reader's canonical tags (None: an entry naming its own tags)."""
         if self._l1 is None:
             return None
         slot: Slot | None = self._l1.get(key)
-        if slot is not None and self._still_current(slot):
+        if (
+            slot is not None
+            and (expected is None or slot.tags == expected)
+            and self._still_current(slot)
+        ):
             self._counters.add("l1_hits")
             return slot.entry
         return None
@@ -112,13 +120,14 @@ class ReadPath:
     ) -> dict[str, Entry]:
         found: dict[str, Entry] = {}
         missing = keys
+        key_tags = {key: canonical_tags(tags_of(key) if tags_of else ()) for key in keys}
         l1 = self._l1
         if l1 is not None:
             cached = l1.get_many(keys)
             still_current = self._still_current
             missing = []
             for key, slot in zip(keys, cached, strict=True):
-                if slot is not None and still_current(slot):
+                if slot is not None and slot.tags == key_tags[key] and still_current(slot):
                     found[key] = slot.entry
                 else:
                     missing.append(key)
@@ -140,7 +149,7 @@ class ReadPath:
                     waiting.append((key, flight))
 
         if leading:
-            found.update(await self._lead(leading, load, ttl, tags_of))
+            found.update(await self._lead(leading, load, ttl, key_tags))
         if waiting:
             self._counters.add("single_flight_joins", len(waiting))
             orphaned: list[str] = []
@@ -150,14 +159,18 @@ class ReadPath:
                 except FlightAborted:
                     orphaned.append(key)
             if orphaned:  # their leader was cancelled: load them ourselves, in one batch
-                found.update(await self._lead(orphaned, load, ttl, tags_of))
+                found.update(await self._lead(orphaned, load, ttl, key_tags))
         return found
 
     async def _lead(
-        self, keys: list[str], load: BatchLoader[V], ttl: float | None, tags_of: TagsOf | None
+        self,
+        keys: list[str],
+        load: BatchLoader[V],
+        ttl: float | None,
+        tags_by_key: Mapping[str, tuple[str, ...]],
     ) -> dict[str, Entry]:
         """Fetches ``keys`` under one flight that concurrent readers of them join."""
-        key_tags = {key: canonical_tags(tags_of(key) if tags_of else ()) for key in keys}
+        key_tags = {key: tags_by_key[key] for key in keys}
         all_tags = list(dict.fromkeys(tag for tags in key_tags.values() for tag in tags))
         flights = self._flights
         flight = flights.lead(keys, all_tags)
@@ -182,14 +195,18 @@ class ReadPath:
         """L2, then the loader for what L2 lacks, then fill both tiers."""
         ttl = ttl or self._config.default_ttl
         epoch = self._view.epoch
+        pending = self._view.pending
+        # Checked when the read starts, not only when its reply is handled: a bump applied
+        # in between clears the mark, and the reply still holds the old versions.
+        blocked = pending.blocked(all_tags) if pending else frozenset()
         result: dict[str, Entry] = {}
         versions: dict[str, int] | None = None
         read = await self._read_l2(keys, all_tags)
         if read is not None:
             versions = dict(zip(all_tags, read.versions, strict=True))
-            self._view.merge(versions.items(), epoch)
+            self._view.merge(versions.items(), epoch, skip=blocked)
             expiries: dict[str, int] | None = None if self._l1 is None else {}
-            result = self._accept_l2(keys, key_tags, read, versions, expiries)
+            result = self._accept_l2(keys, key_tags, read, versions, expiries, blocked)
             if expiries:
                 now = time.time()
                 self.fill_l1(
@@ -236,9 +253,11 @@ class ReadPath:
         read: ReadResult,
         versions: Mapping[str, int],
         expiries: dict[str, int] | None,
+        blocked: frozenset[str],
     ) -> dict[str, Entry]:
-        """Entries of the read that are valid now; their expiry times go to ``expiries``
-        when given (for the L1 fill)."""
+        """Entries of the read that are valid now (none depending on a tag pending now or
+        when the read started, ``blocked``); their expiry times go to ``expiries`` when
+        given (for the L1 fill)."""
         accepted: dict[str, Entry] = {}
         entry_prefix = self._keys.entry_prefix
         open_current = self._codec.open_current
@@ -262,7 +281,11 @@ class ReadPath:
                 continue
             # None: computed at other versions or against other tags (another caller's
             # tags function), or written by an older release.
-            if opened is None or (pending and pending.blocks(tags)):
+            if (
+                opened is None
+                or (pending and pending.blocks(tags))
+                or (blocked and not blocked.isdisjoint(tags))
+            ):
                 invalid += 1
                 continue
             payload, expires_at_ms = opened

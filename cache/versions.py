@@ -9,58 +9,34 @@ is always safe.
 Pending tags (invalidated here, their bump not yet applied in Redis) are kept out of the
 view: no reply from Redis, which still holds their old versions, may bring them back, so
 nothing depending on them is served from L1 or filled into it until the bump lands.
+
+Two kinds of merge (the protocol model's MERGE and MERGE_LATE, docs/decisions.md):
+
+* :meth:`TagVersionView.merge`: versions a Redis read returned, for a read that started
+  after the tag's last drop with no mark pending on it (the epoch and ``skip`` guards):
+  at least as new as every invalidation this process knows of.
+* :meth:`TagVersionView.merge_late`: a version of unknown age (a broadcast, a bump's own
+  result, possibly overtaken by a later invalidation). It may bring a dropped tag back
+  only when it is above every version the view has held since L1 was last emptied (the
+  tag's *floor*): then no L1 entry carries it, whatever happened in between.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from cache.entry import TagVersions
-
-
-class PendingInvalidations:
-    """Tags invalidated while Redis was unreachable. Until they are replayed, L2 entries
-    that depend on them are not trusted (Redis still has their old versions)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._tags: set[str] = set()
-        self._all = False
-
-    def queue(self, tags: Iterable[str]) -> None:
-        self._tags.update(tags)
-        if len(self._tags) > self._limit:
-            # Too many to remember: invalidate the whole namespace on replay instead.
-            self._tags.clear()
-            self._all = True
-
-    def blocks(self, tags: Iterable[str]) -> bool:
-        if self._all:
-            return True
-        return bool(self._tags) and not self._tags.isdisjoint(tags)
-
-    def batch(self) -> tuple[frozenset[str], bool]:
-        """What a replay sends now; pass it to :meth:`replayed` once Redis has it."""
-        return frozenset(self._tags), self._all
-
-    def replayed(self, batch: tuple[frozenset[str], bool]) -> None:
-        tags, everything = batch
-        self._tags -= tags
-        if everything:
-            self._all = False
-
-    def __bool__(self) -> bool:
-        return self._all or bool(self._tags)
-
-    def __len__(self) -> int:
-        return len(self._tags) + int(self._all)
+from cache.pending import PendingInvalidations
 
 
 class TagVersionView:
     def __init__(self, max_tags: int, max_pending: int = 10_000) -> None:
         self.pending = PendingInvalidations(max_pending)
         self._versions: dict[str, int] = {}
+        self._floor: dict[str, int] = {}
+        """Per tag, the highest Redis version the view held since the last flush: every L1
+        stamp of the tag is at or below it."""
         self._max_tags = max_tags
         # Versions handed out while Redis is absent; negative so they never equal a Redis one.
         self._local = itertools.count(-1, -1)
@@ -81,21 +57,25 @@ class TagVersionView:
                 return False
         return True
 
-    def merge(self, versions: Iterable[tuple[str, int]], epoch: int | None = None) -> bool:
-        """Fold in versions read from Redis (or broadcast). Returns False, changing nothing,
-        when ``epoch`` is given and a flush or local invalidation happened since."""
+    def merge(
+        self,
+        versions: Iterable[tuple[str, int]],
+        epoch: int | None = None,
+        skip: Collection[str] = (),
+    ) -> bool:
+        """Fold in versions a Redis read returned. Returns False, changing nothing, when a
+        flush or local invalidation happened since ``epoch``. ``skip``: the tags that were
+        pending when the read started (their reply may predate a bump applied since)."""
         if epoch is not None and epoch != self.epoch:
             return False
-        known = self._versions
-        if len(known) >= self._max_tags:
-            # Bound the view: dropping it only turns L1 hits into L2 reads.
-            self.flush()
-            if epoch is not None:
-                return False
+        if not self._room():
+            return epoch is None
         raised = False
         pending = self.pending
+        known = self._versions
+        floor = self._floor
         for tag, version in versions:
-            if pending and pending.blocks((tag,)):
+            if (pending and pending.blocks((tag,))) or (skip and tag in skip):
                 continue  # Redis has not applied its bump: its version there is old
             current = known.get(tag)
             if current is None:
@@ -103,9 +83,44 @@ class TagVersionView:
             elif version > current:
                 known[tag] = version
                 raised = True
+            if version > floor.get(tag, 0):
+                floor[tag] = version
         if raised:
             self.revision += 1
         return True
+
+    def merge_late(self, versions: Iterable[tuple[str, int]]) -> None:
+        """Fold in versions of unknown age: a broadcast, or a bump's own result. Merged
+        even for a pending tag's floor (a newer version must not be lost while the tag is
+        pending), but never bringing back a dropped tag at a version an L1 entry may hold."""
+        if not self._room():
+            return
+        raised = False
+        pending = self.pending
+        known = self._versions
+        floor = self._floor
+        for tag, version in versions:
+            current = known.get(tag)
+            if version > floor.get(tag, 0):
+                floor[tag] = version
+                if not (pending and pending.blocks((tag,))):
+                    known[tag] = version
+                    raised = raised or current is not None
+            elif current is not None and current > 0 and version > current:
+                # A known Redis version, raised: that can only invalidate entries (a local
+                # version is kept: an old Redis one may be on an L1 entry).
+                known[tag] = version
+                raised = True
+        if raised:
+            self.revision += 1
+
+    def _room(self) -> bool:
+        """Bounds the view: when full it is flushed (L1 hits become L2 reads). False when
+        it had to flush, so a guarded merge adds nothing to the emptied view."""
+        if len(self._versions) < self._max_tags and len(self._floor) < self._max_tags:
+            return True
+        self.flush()
+        return False
 
     def drop(self, tags: Iterable[str]) -> None:
         """Local half of an invalidation: entries recorded against these tags stop matching
@@ -132,6 +147,7 @@ class TagVersionView:
 
     def flush(self) -> None:
         self._versions.clear()
+        self._floor.clear()
         self.epoch += 1
         self.revision += 1
 

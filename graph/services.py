@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
 import strawberry
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cache import NOT_FOUND, CacheConfig, TieredCache
 from cache.strawberry import RequestCache
@@ -20,17 +21,18 @@ from cache.strawberry.persisted_queries import PersistedQueries
 from cache.strawberry.response_cache import ResponseCache
 from graph.api.context import Context
 from graph.api.errors import bad_input
-from graph.api.schema import build_schema
+from graph.api.schema import Schema, build_schema
 from graph.observability.activity import Activity
 from graph.observability.metrics import Metrics, tag_kind
 from graph.observability.operations import count_sql, tags_invalidated
+from graph.observability.presence import Identity, Presence, own_record
 from graph.settings import Settings
-from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
+from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord, outbox
 from models.tokens import digest, is_plausible, token_tag, user_for_token
 
 log = logging.getLogger("strata")
 
-MAX_TAGS_PER_CALL = 1000
+MAX_TAGS_PER_CALL = 1000  # what a human may type in one call; a write's own tags are not cut
 MAX_TAG_LENGTH = 200
 TOKEN_TTL = 300.0  # `strata token revoke` invalidates the lookup's tag on every instance
 STATS_SYNC_SECONDS = 1.0
@@ -76,9 +78,12 @@ def response_cache(settings: Settings, cache: TieredCache, activity: Activity) -
     )
 
 
-def check_tags(tags: Iterable[str]) -> list[str]:
+def check_tags(tags: Iterable[str], *, typed: bool) -> list[str]:
+    """The distinct tags; ``typed``: entered by a person (invalidateCache, the CLI), so
+    their number is bounded too. A write's tags are never refused for their number: its
+    change is committed, and its invalidation is split into calls instead."""
     wanted = list(dict.fromkeys(tags))
-    if len(wanted) > MAX_TAGS_PER_CALL:
+    if typed and len(wanted) > MAX_TAGS_PER_CALL:
         raise bad_input(f"at most {MAX_TAGS_PER_CALL} tags per call")
     if any(not tag or len(tag) > MAX_TAG_LENGTH for tag in wanted):
         raise bad_input(f"tags must be 1 to {MAX_TAG_LENGTH} characters")
@@ -89,12 +94,16 @@ def check_tags(tags: Iterable[str]) -> list[str]:
 class Services:
     settings: Settings
     db: Database
-    schema: strawberry.Schema
+    schema: Schema
     metrics: Metrics
     cache: TieredCache
     responses: ResponseCache
     persisted: PersistedQueries
     activity: Activity
+    presence: Presence
+    outbox: outbox.DatabaseOutbox | None
+    """Where invalidations are recorded (SPEC 7a): with a shared Redis only (a process
+    on its own invalidates its memory at once and has nobody to tell)."""
     _sync: asyncio.Task[None] | None = None
 
     @classmethod
@@ -104,8 +113,20 @@ class Services:
         db = Database(settings.database_url)
         metrics = Metrics()
         count_sql(db.engine, metrics)
-        cache = TieredCache(cache_config(settings, namespace))
+        durable = settings.cache_enabled and settings.redis_url is not None
+        # The relay's queries (a couple a second) on an engine of their own: the SQL that
+        # /metrics counts stays the requests' (a warm page runs none).
+        rows = outbox.DatabaseOutbox(Database(settings.database_url)) if durable else None
+        cache = TieredCache(cache_config(settings, namespace), rows)
         activity = Activity()
+        cache.on_invalidation_received(activity.heard)
+        identity = Identity.of_this_process()
+        presence = Presence(
+            identity,
+            cache,
+            partial(own_record, identity, metrics, cache, activity),
+            settings.instance_report_seconds,
+        )
         return cls(
             settings=settings,
             db=db,
@@ -117,8 +138,11 @@ class Services:
                 cache,
                 max_bytes=min(settings.max_body_bytes, PERSISTED_QUERY_MAX_BYTES),
                 max_tokens=settings.max_tokens,
+                admit=schema.limits.admit,
             ),
             activity=activity,
+            presence=presence,
+            outbox=rows,
         )
 
     async def start(self) -> None:
@@ -140,13 +164,21 @@ class Services:
             self.metrics.absorb_engine_stats(self.cache.stats)
             await asyncio.sleep(STATS_SYNC_SECONDS)
 
+    def publish_presence(self) -> None:
+        """A serving process (not a CLI command) publishes its figures for the
+        deployment-wide view, until `close`."""
+        self.presence.start()
+
     async def close(self) -> None:
+        await self.presence.close()  # withdraws the record while Redis is still open
         if self._sync is not None:
             self._sync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sync
         await self.cache.close()
         await self.db.dispose()
+        if self.outbox is not None:
+            await self.outbox.dispose()
 
     def context(self, viewer: UserRecord | None) -> Context:
         request_cache = RequestCache(
@@ -161,6 +193,7 @@ class Services:
             viewer=viewer,
             request_cache=request_cache,
             invalidate_tags=self.invalidate_tags,
+            record_invalidation=self.record_invalidation,
         )
 
     async def viewer_for_token(self, token: str) -> UserRecord | None:
@@ -185,13 +218,27 @@ class Services:
             return False
         return True
 
-    async def invalidate_tags(self, tags: Iterable[str], source: str = "mutation") -> int:
+    async def record_invalidation(self, session: AsyncSession, tags: Sequence[str]) -> int | None:
+        """Records ``tags`` in the outbox within the caller's transaction (the write's):
+        the row id to pass to :meth:`invalidate_tags` after the commit; None without an
+        outbox."""
+        if self.outbox is None:
+            return None
+        return await outbox.record(session, check_tags(tags, typed=False))
+
+    async def invalidate_tags(
+        self, tags: Iterable[str], source: str = "mutation", row: int | None = None
+    ) -> int:
         """Bump cache tags in every tier and on every instance; the number bumped.
-        `source` says who asked (mutation, admin, cli), for the dashboard and metrics."""
-        wanted = check_tags(tags)
+        `source` says who asked (mutation, admin, cli), for the dashboard and metrics.
+        `row`: the outbox row a write recorded them in; without one (an operator's call),
+        one is recorded here first, so a bump Redis refuses is still applied later."""
+        wanted = check_tags(tags, typed=source != "mutation")
         if not wanted:
             return 0
-        bumped = await self.cache.invalidate(wanted)
+        if row is None and self.outbox is not None:
+            row = await self.outbox.record(wanted)
+        bumped = await self.cache.invalidate(wanted, row=row)
         self.activity.invalidated(wanted, source)
         tags_invalidated(len(wanted))
         for tag in wanted:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     l1_max_entries: int = Field(10_000, ge=1)
     default_ttl: int = Field(300, ge=1)
     redis_timeout_ms: int = Field(50, ge=1)
+    # How often each process publishes its figures to Redis for the deployment-wide view
+    # (`strata cache stats`, /dashboard); a record lives three intervals.
+    instance_report_seconds: float = Field(2.0, gt=0, le=60)
     expose_cache_stats: bool | None = None
     response_cache: bool = True
     # Comma-separated operation names whose responses are never stored whole.
@@ -58,6 +61,10 @@ class Settings(BaseSettings):
     # Comma-separated origins allowed to call the API from a browser; unset: see
     # `cors_allowed_origins` (none in production, DEV_CORS_ORIGINS in dev).
     cors_origins: Annotated[list[str] | None, NoDecode] = None
+    # /metrics on a port of its own, without a token, on an interface a scraper on the
+    # same host reaches (graph/web/metrics_port.py); unset: only on the API port.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("response_cache_exclude", "cors_origins", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Index, Integer, Table, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -102,3 +102,21 @@ API_TOKENS = table_of(ApiToken)
 AUTHORS = table_of(Author)
 BOOKS = table_of(Book)
 REVIEWS = table_of(Review)
+
+
+class OutboxEntry(SQLModel, table=True):
+    """One recorded invalidation (SPEC 7a): written in the transaction of the change it
+    belongs to, applied to the cache after the commit, deleted a while after that."""
+
+    __tablename__ = "cache_outbox"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    tags: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: float = Field(sa_column=Column(Float, nullable=False))
+    """Unix time, by the writer's clock."""
+    applied_at: float | None = Field(default=None, sa_column=Column(Float, index=True))
+    """Unix time its bump was applied; NULL while it is not."""
+
+
+OUTBOX = table_of(OutboxEntry)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info as StrawberryInfo
 from strawberry.types.graphql import OperationType
 
@@ -15,13 +16,26 @@ from graph.settings import Settings
 from models import Database, UserRecord
 
 
+class InvalidateTags(Protocol):
+    async def __call__(self, tags: Iterable[str], source: str, row: int | None = None) -> int:
+        """Bumps ``tags`` everywhere (``row``: the outbox row the write recorded)."""
+        ...
+
+
+class RecordInvalidation(Protocol):
+    async def __call__(self, session: AsyncSession, tags: Sequence[str]) -> int | None:
+        """Records ``tags`` in the outbox inside the write's transaction: the row id."""
+        ...
+
+
 @dataclass(slots=True)
 class Context:
     db: Database
     settings: Settings
     viewer: UserRecord | None
     request_cache: RequestCache
-    invalidate_tags: Callable[[Iterable[str], str], Awaitable[int]]
+    invalidate_tags: InvalidateTags
+    record_invalidation: RecordInvalidation
     operation_type: OperationType | None = None  # set once execution starts
     loaders: Loaders = field(init=False)
 

@@ -11,11 +11,12 @@ hide a large page or a long text from them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSchema
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, specified_rules
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
 from graph.api.arguments import TextPlan, text_bounds, text_plan
@@ -35,31 +36,65 @@ def too_complex(cost: int, limit: int) -> GraphQLError:
 
 
 class Limits:
-    """The schema's bounds and the per-document memos, shared by every request."""
+    """The schema's bounds and the per-document memos, shared by every request.
 
-    def __init__(self, schema: GraphQLSchema, max_cost: int) -> None:
+    `rules` are the validation rules the schema adds to GraphQL's own (depth, aliases):
+    `admit` runs them all, for documents checked outside a request."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        max_cost: int,
+        rules: Sequence[type[ASTValidationRule]] = (),
+    ) -> None:
         self.schema = schema
         self.max_cost = max_cost
         self.meter = CostMeter(schema)
         self.bounds = text_bounds(schema)
+        self.rules = (*specified_rules, *rules)
         self._plans: Memo[TextPlan] = Memo()
 
     def check(self, context: Any) -> GraphQLError | None:
         """The error that refuses this operation, or None to run it."""
-        document = context.graphql_document
-        query = context.query
-        key = None if query is None else document_key(query, context.operation_name)
+        return self.check_operation(
+            context.graphql_document, context.query, context.operation_name, context.variables
+        )
+
+    def check_operation(
+        self,
+        document: DocumentNode,
+        query: str | None,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> GraphQLError | None:
+        """`check` for a parsed document; `query`, its text, keys the memos (None: none)."""
+        key = None if query is None else document_key(query, operation_name)
         if key is None:
             plan = text_plan(self.schema, self.bounds, document)
         else:
             plan = self._plans.get(key, lambda: text_plan(self.schema, self.bounds, document))
-        problem = plan.violation(context.variables)
+        problem = plan.violation(variables)
         if problem is not None:
             return bad_input(problem)
-        cost = self.meter.cost(key, document, context.operation_name, context.variables)
+        cost = self.meter.cost(key, document, operation_name, variables)
         if cost > self.max_cost:
             return too_complex(cost, self.max_cost)
         return None
+
+    def admit(
+        self,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> list[GraphQLError]:
+        """What would refuse `document` before execution: validation against the schema
+        (with the limit rules), then text bounds and cost. For persisted queries, checked
+        once before they are kept (so not memoized: a rare path)."""
+        errors = validate_document(self.schema, document, self.rules)
+        if errors:
+            return errors
+        refused = self.check_operation(document, None, operation_name, variables)
+        return [] if refused is None else [refused]
 
 
 class PreExecutionLimits(SchemaExtension):

@@ -102,14 +102,19 @@ async def _write(
     change: Callable[[AsyncSession], Awaitable[T]],
     touched: Callable[[T], Iterable[str]],
 ) -> T:
-    """Run one change in its own transaction; once it committed, and before the mutation
-    answers, invalidate every tag it touched (awaited: read-your-writes depends on it)."""
+    """Run one change in its own transaction, with the tags it touched recorded in the
+    outbox in that same transaction (SPEC 7a); once it committed, and before the mutation
+    answers, invalidate them (awaited: read-your-writes depends on it). If Redis does not
+    take the bump, the outbox row keeps it until a relay applies it."""
+    context = info.context
     try:
-        async with info.context.db.session() as session, session.begin():
+        async with context.db.session() as session, session.begin():
             result = await change(session)
+            tags = list(touched(result))
+            row = await context.record_invalidation(session, tags)
     except CatalogueError as error:
         raise from_catalogue_error(error) from None
-    await info.context.invalidate_tags(touched(result), "mutation")
+    await context.invalidate_tags(tags, "mutation", row)
     return result
 
 

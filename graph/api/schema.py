@@ -14,22 +14,19 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
 from cache.strawberry.subtrees import Subtrees, subtree_executor
+from graph.api.documents import DocumentCache, Documents
 from graph.api.limits import Limits, PreExecutionLimits
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
 from graph.api.types import entity_at, entity_of
 from graph.observability.operations import OperationObserver
 from graph.settings import Settings
-
-DOCUMENT_CACHE_SIZE = 1024
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -60,17 +57,23 @@ def tolerant(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
     return Tolerant
 
 
-def query_limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories for the SPEC's limits. The rules are built here, once: building
-    a depth limiter per request is costly (docs/benchmarks.md) and defeats the validation
+def limit_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """The validation rules of the SPEC's depth and alias limits. Built once: building a
+    depth limiter per request is costly (docs/benchmarks.md) and defeats the validation
     cache."""
-    rules = [
+    return [
         tolerant(rule)
         for rule in (
             *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         )
     ]
+
+
+def query_limit_extensions(
+    settings: Settings, rules: list[type[ASTValidationRule]]
+) -> list[Callable[[], SchemaExtension]]:
+    """Extension factories for the SPEC's limits on tokens, depth and aliases."""
     return [
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(AddValidationRules, rules),
@@ -78,6 +81,9 @@ def query_limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtens
 
 
 class Schema(strawberry.Schema):
+    # The limits checked before execution; also what a persisted query must pass.
+    limits: Limits
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -88,22 +94,23 @@ class Schema(strawberry.Schema):
                 log.error("unexpected error in a resolver", exc_info=error.original_error)
 
 
-def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Schema:
+def build_schema(settings: Settings, *, observed: bool = True) -> Schema:
     """The schema; `observed=False` leaves out the per-operation statistics (only the
     overhead benchmark does that: the HTTP layer relies on them)."""
+    rules = limit_rules(settings)
     extensions: list[Callable[[], SchemaExtension]] = [
-        *query_limit_extensions(settings),
-        partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-        partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+        *query_limit_extensions(settings, rules),
+        # One store of parse trees per schema, bounded in bytes (not Strawberry's
+        # ParserCache and ValidationCache: bounded in entries only).
+        partial(DocumentCache, documents=Documents()),
         partial(MaskErrors, should_mask_error=_is_unexpected),
     ]
     if observed:
         extensions.append(partial(OperationObserver, expose=settings.cache_stats_exposed))
     # The limits read the built schema (which fields page, which arguments are text), so
-    # they exist only once the schema does; factories are called per request, so the slot
-    # is filled by then. One `Limits` (one set of memos) serves every request.
-    limits: list[Limits] = []
-    extensions.append(lambda: PreExecutionLimits(limits=limits[0]))
+    # they exist only once the schema does; factories are called per request, so the
+    # attribute is set by then. One `Limits` (one set of memos) serves every request.
+    extensions.append(lambda: PreExecutionLimits(limits=schema.limits))
     schema = Schema(
         query=Query,
         mutation=Mutation,
@@ -113,5 +120,5 @@ def build_schema(settings: Settings, *, observed: bool = True) -> strawberry.Sch
             Subtrees(entity_of, entity_at, max_bytes=settings.response_cache_max_bytes)
         ),
     )
-    limits.append(Limits(schema._schema, settings.max_cost))
+    schema.limits = Limits(schema._schema, settings.max_cost, rules)
     return schema

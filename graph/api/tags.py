@@ -11,6 +11,7 @@ from graph.api.keys import (
     AUTHORS,
     BOOKS,
     REVIEWS,
+    USERS,
     books_of_author,
     books_of_genre,
     entity,
@@ -60,6 +61,14 @@ def review_written(review: ReviewRecord) -> set[str]:
 
 def book_deleted(book: BookRecord, reviews: list[ReviewRecord]) -> set[str]:
     tags = book_written(book, None) | {reviews_of_book(book.id)}
+    for review in reviews:
+        tags |= review_written(review)
+    return tags
+
+
+def user_deleted(user_id: int, reviews: list[ReviewRecord]) -> set[str]:
+    """A user deleted with its reviews: itself, `me` and what each review was in."""
+    tags = {USERS, entity(USERS, user_id), reviews_of_user(user_id)}
     for review in reviews:
         tags |= review_written(review)
     return tags

@@ -1,18 +1,19 @@
 """`strata cache …`: what is cached, and steering it, from a terminal (SPEC section 4).
 
 Every command talks to the same Redis and namespace as the running service (same
-settings), never uses KEYS, and prints a readable table or, with `--json`, JSON.
+settings), never uses KEYS, and prints readable text or, with `--json`, JSON. `keys`
+prints one entry per line, never wrapped, so a key pastes whole into `inspect`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
-import httpx
 import orjson
 import typer
 from graphql import GraphQLError
@@ -21,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cache import CacheAdmin
-from cache.admin import FlushResult
+from cache.admin import FlushResult, KeyInfo
 from graph.api.tag_grammar import check_manual_tags
-from graph.observability.exposition import Scrape
+from graph.cli import cache_stats
 from graph.services import Services
 from graph.settings import Settings
 
@@ -58,81 +59,90 @@ def _print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _server_counters(url: str) -> dict[str, Any] | None:
-    """Hit and miss counters of a running server, from its /metrics."""
-    try:
-        text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=3).text
-    except httpx.HTTPError:
-        return None
-    found = Scrape.of(text)
-    counters: dict[str, Any] = {}
-    for kind in ("hits", "misses"):
-        for tier, value in found.by_label(f"strata_cache_{kind}_total", "tier").items():
-            counters[f"{tier}_{kind}"] = value
-    for result, value in found.by_label("strata_response_cache_total", "result").items():
-        counters[f"response_{result}"] = value
-    return counters
-
-
 @cache_app.command("stats")
 def stats(
     server: Annotated[
-        str, typer.Option(help="A running server whose /metrics has the hit counters")
-    ] = "http://127.0.0.1:8000",
+        str | None,
+        typer.Option(
+            help="One running server: its hit counters from its /metrics, instead of the "
+            "whole deployment's"
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Hit and miss per tier, sizes, memory and errors."""
-    summary = _run(lambda _services, admin: admin.redis_summary())
-    served = _server_counters(server)
-    report = {"redis": summary, "server": served}
-    if as_json:
-        _print_json(report)
+    """Hit and miss per tier (every live instance added up, and one row per instance),
+    sizes, memory and errors."""
+    if server is not None:
+        summary = _run(lambda _services, admin: admin.redis_summary())
+        served = cache_stats.server_counters(server)
+        if as_json:
+            _print_json({"redis": summary, "server": served, "deployment": None})
+            return
+        cache_stats.print_server(console, summary, server, served)
         return
-    table = Table(title=f"cache {summary['namespace']} ({summary['status']})")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name in (
-        "used_memory_human",
-        "maxmemory_policy",
-        "namespace_keys",
-        "entry_keys",
-        "tag_version_keys",
-        "integrity_failures",
-    ):
-        table.add_row(name, str(summary[name]))
-    if served is None:
-        table.add_row("server", f"not reachable at {server}")
-    else:
-        for tier, hit, miss in (
-            ("response", "response_hit", "response_miss"),
-            ("l1", "l1_hits", "l1_misses"),
-            ("l2", "l2_hits", "l2_misses"),
-        ):
-            hits, misses = served.get(hit, 0.0), served.get(miss, 0.0)
-            ratio = f"{hits / (hits + misses):.1%}" if hits + misses else "-"
-            table.add_row(f"{tier} hits / misses", f"{hits:.0f} / {misses:.0f} ({ratio})")
-    console.print(table)
+    try:
+        report = _run(cache_stats.whole_deployment)
+    except (RedisError, OSError, TimeoutError) as error:
+        errors.print(f"[red]could not read Redis: {error!r}")
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json({**report, "server": None})
+        return
+    cache_stats.print_deployment(console, report)
+
+
+def _listing(
+    pattern: str | None, tag: str | None, limit: int
+) -> Callable[[Services, CacheAdmin], Awaitable[tuple[list[KeyInfo], int | None]]]:
+    """Up to `limit` entries, and how many match in all when there are more (None when
+    only reading every entry could tell: a --tag filter)."""
+
+    async def work(_services: Services, admin: CacheAdmin) -> tuple[list[KeyInfo], int | None]:
+        found = await admin.scan_entries(pattern=pattern, tag=tag, limit=limit + 1)
+        if len(found) <= limit:
+            return found, len(found)
+        if tag is not None:
+            return found[:limit], None
+        total, _complete = await admin.count_entries(pattern)
+        return found[:limit], max(total, limit + 1)
+
+    return work
+
+
+def key_line(info: KeyInfo) -> str:
+    """One entry on one line, never wrapped: the key first, quoted for a shell only when
+    it must be, so it pastes whole into `strata cache inspect`; its tags likewise for
+    `strata cache invalidate --tag`."""
+    ttl = "-" if info.ttl_seconds is None else f"{info.ttl_seconds:.0f}s"
+    tags = " ".join(shlex.quote(tag) for tag in info.tags)
+    return f"{shlex.quote(info.key)}  ttl={ttl}  bytes={info.size_bytes}  tags: {tags}"
 
 
 @cache_app.command("keys")
 def keys(
     tag: Annotated[str | None, typer.Option(help="Only entries that depend on this tag")] = None,
     pattern: Annotated[str | None, typer.Option(help="Glob on the cache key")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Show at most this many")] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """What is cached: keys, their tags, TTL left and size (SCAN, never KEYS)."""
-    found = _run(lambda _s, admin: admin.scan_entries(pattern=pattern, tag=tag, limit=limit))
+    """What is cached: one entry per line, its key (as `inspect` takes it), TTL left,
+    size and tags (SCAN, never KEYS)."""
+    found, total = _run(_listing(pattern, tag, limit))
+    more = total is None or total > len(found)
     if as_json:
-        _print_json([asdict(info) for info in found])
+        entries = [asdict(info) for info in found]
+        _print_json({"entries": entries, "shown": len(found), "total": total, "more": more})
         return
-    table = Table(title=f"{len(found)} entries")
-    for column in ("key", "tags", "ttl (s)", "bytes"):
-        table.add_column(column, overflow="fold")
-    for info in found:
-        ttl = "-" if info.ttl_seconds is None else f"{info.ttl_seconds:.0f}"
-        table.add_row(info.key, " ".join(info.tags), ttl, str(info.size_bytes))
-    console.print(table)
+    sys.stdout.writelines(key_line(info) + "\n" for info in found)
+    sys.stdout.flush()
+    if not more:
+        errors.print(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}", highlight=False)
+    elif total is None:
+        errors.print(
+            f"showing the first {len(found)}; there are more (raise --limit)", highlight=False
+        )
+    else:
+        errors.print(f"showing {len(found)} of {total} entries (raise --limit)", highlight=False)
 
 
 @cache_app.command("inspect")
@@ -178,12 +188,12 @@ def invalidate(
         errors.print(f"[red]{error.message}")
         raise typer.Exit(2) from None
     if pending:
-        # Never report an invalidation that did not happen (SPEC section 7): the queue
-        # of bumps Redis refused lives in this process, which ends now.
+        # Never report an invalidation that did not happen (SPEC section 7). It is not
+        # lost either: its outbox row stays unapplied until a relay applies it.
         errors.print(
             f"[red]could not reach Redis: {bumped} tag{'s' if bumped != 1 else ''} NOT "
-            "invalidated in Redis (other instances may still serve them); run it again "
-            "when Redis is back"
+            "invalidated yet; queued in the outbox: applied when Redis is back (by any "
+            "running instance's relay)"
         )
         raise typer.Exit(1)
     print(f"invalidated {bumped} tag{'s' if bumped != 1 else ''}")

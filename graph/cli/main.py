@@ -18,12 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from graph.cli import migrations
 from graph.cli.cache_commands import cache_app
-from graph.cli.token_commands import revoke
+from graph.cli.token_commands import create, revoke, user_app
 from graph.observability.metrics import MULTIPROCESS_DIR
 from graph.settings import Settings
 from models import Database
 from models.seed import SeedPlan, is_empty, seed
-from models.tokens import create_token
 
 app = typer.Typer(no_args_is_help=True, help="Strata: a GraphQL catalogue behind a two-tier cache.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -31,6 +30,8 @@ token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens.")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(cache_app, name="cache")
+app.add_typer(user_app, name="user")
+token_app.command("create")(create)
 token_app.command("revoke")(revoke)
 
 console = Console(stderr=True)
@@ -108,24 +109,6 @@ def seed_command(
             await db.dispose()
 
     raise typer.Exit(asyncio.run(run()))
-
-
-@token_app.command("create")
-def token_create(
-    username: str,
-    admin: Annotated[bool, typer.Option("--admin", help="Give the user admin rights")] = False,
-) -> None:
-    """Create the user if needed and print a new bearer token."""
-
-    async def run() -> str:
-        db = Database(Settings().database_url)
-        try:
-            async with db.session() as session, session.begin():
-                return await create_token(session, username, admin=admin)
-        finally:
-            await db.dispose()
-
-    print(asyncio.run(run()))
 
 
 @app.command("schema")

@@ -34,8 +34,11 @@ def redis_server_binary() -> str:
 class RedisServer:
     """One redis-server on a fixed free port, so a restart keeps the same URL."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, durable: bool = False) -> None:
+        """``durable``: an append-only file synced on every write, so a stop (even a kill)
+        and a start keep every key, as a production Redis with AOF does."""
         self.port = port or free_port()
+        self.durable = durable
         self._dir = tempfile.mkdtemp(prefix="strata-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -53,8 +56,11 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *(
+                    ("--appendonly", "yes", "--appendfsync", "always")
+                    if self.durable
+                    else ("--appendonly", "no")
+                ),
                 "--dir",
                 self._dir,
             ],

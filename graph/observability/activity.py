@@ -1,7 +1,9 @@
 """What the cache has been doing lately, for the dashboard: hot keys and invalidations.
 
 Both are bounded: a sampled frequency count trimmed to its leaders, and a short ring of
-the latest invalidations.
+the latest invalidations. Invalidations come from this process (a mutation, the admin
+mutation) and from the broadcast (`strata cache invalidate`, other instances); a process
+also hears its own bumps on the broadcast, and those echoes are not counted twice.
 """
 
 from __future__ import annotations
@@ -42,15 +44,44 @@ class Invalidation:
     tags: tuple[str, ...]
 
 
+BROADCAST = "broadcast"
+"""The source of an invalidation heard on the broadcast that this process did not make."""
+ECHO_SECONDS = 10.0
+"""How long this process waits to hear its own bump back before forgetting it."""
+
+
 class Activity:
     def __init__(self, recent: int = 50) -> None:
         self.hot_keys = HotKeys()
         self.hot_tags: Counter[str] = Counter()
         self.recent: deque[Invalidation] = deque(maxlen=recent)
+        # This process's bumps whose broadcast has not come back yet: (monotonic, tags).
+        self._unheard: deque[tuple[float, set[str]]] = deque(maxlen=256)
 
     def invalidated(self, tags: Iterable[str], source: str) -> None:
+        """A bump this process made (`source`: mutation, admin, cli)."""
         tags = tuple(tags)
         self.recent.appendleft(Invalidation(time.time(), source, tags))
+        self._unheard.append((time.monotonic(), set(tags)))
         self.hot_tags.update(tags)
         if len(self.hot_tags) > 4000:
             self.hot_tags = Counter(dict(self.hot_tags.most_common(1000)))
+
+    def heard(self, tags: Iterable[str]) -> None:
+        """A bump heard on the broadcast: recorded unless it is the echo of one of ours."""
+        tags = tuple(tags)
+        if not self._is_echo(set(tags)):
+            self.recent.appendleft(Invalidation(time.time(), BROADCAST, tags))
+
+    def _is_echo(self, tags: set[str]) -> bool:
+        horizon = time.monotonic() - ECHO_SECONDS
+        while self._unheard and self._unheard[0][0] < horizon:
+            self._unheard.popleft()
+        # One bump of ours may come back in several messages: match tag by tag.
+        if not tags or not tags <= set().union(*(unheard for _, unheard in self._unheard)):
+            return False
+        for _, unheard in self._unheard:
+            unheard -= tags
+        while self._unheard and not self._unheard[0][1]:
+            self._unheard.popleft()
+        return True

@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from graph.api.keys import AUTHORS, BOOKS, REVIEWS, USERS
 from models.tokens import TOKEN_TAG_KIND
 
-__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "tag_kind"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "every_worker", "tag_kind"]
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Label values of `strata_cache_invalidations`: the app's tag kinds, and `other` for any
@@ -42,6 +42,13 @@ CACHE_COUNTERS: Mapping[str, tuple[str, dict[str, str]]] = {
     "redis_timeouts": ("redis_errors", {"kind": "timeout"}),
     "redis_round_trips": ("redis_round_trips", {}),
 }
+
+
+def every_worker() -> CollectorRegistry:
+    """A registry that adds up the files of every worker process (multiprocess mode)."""
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+    return combined
 
 
 def tag_kind(tag: str) -> str:
@@ -141,6 +148,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.pending_invalidations = Gauge(
+            "strata_cache_pending_invalidations",
+            "Invalidations this process knows of that Redis has not applied yet (outbox rows "
+            "or local ones): what they cover is served from neither tier meanwhile",
+            registry=registry,
+            multiprocess_mode="max",
+        )
         self._last_engine: dict[str, int] = {}
         self._operation_timers: dict[tuple[str, str], Any] = {}
 
@@ -169,14 +183,15 @@ class Metrics:
         entries = stats.get("l1_size")
         if isinstance(entries, int):
             self.l1_entries.set(entries)
+        pending = stats.get("pending_invalidations")
+        if isinstance(pending, int):
+            self.pending_invalidations.set(pending)
 
     def source(self) -> CollectorRegistry:
         """What /metrics (and /dashboard/data) read: this process's registry, or with
         several workers one that adds up every worker's files."""
         if os.environ.get(MULTIPROCESS_DIR):
-            combined = CollectorRegistry()
-            MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
-            return combined
+            return every_worker()
         return self.registry
 
     def render(self) -> bytes:

@@ -20,6 +20,7 @@ from graph.web import dashboard
 from graph.web.auth import BearerTokens
 from graph.web.cors import cors_middleware
 from graph.web.endpoint import GraphQLEndpoint
+from graph.web.metrics_port import serving_metrics
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -70,8 +71,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
+        services.publish_presence()
         try:
-            yield
+            port = settings.metrics_port
+            with serving_metrics(settings.metrics_host, port, services.metrics.source()):
+                yield
         finally:
             await services.close()
 

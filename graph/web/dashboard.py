@@ -1,8 +1,11 @@
 """The live dashboard: `GET /dashboard` (a static page) and `GET /dashboard/data` (JSON).
 
-The numbers come from the registry /metrics renders (every worker's, added up, under
-`strata serve --workers N`), so the page and a Prometheus scrape never disagree. Hot keys,
-hot tags and recent invalidations are this process's own (graph.observability.activity).
+The top-level figures are this server's, from the registry /metrics renders (every
+worker's, added up, under `strata serve --workers N`), so the page and a Prometheus scrape
+never disagree. `deployment` is the whole deployment: the records every live instance
+(every worker of every server) publishes to Redis, added up, one row per instance, this
+process's own record read live. The hottest keys and recent invalidations are the
+deployment's, merged (this process's alone while Redis cannot be read).
 
 Open in dev mode; in production `/dashboard/data` wants an admin's bearer token (the page
 asks for one and keeps it in sessionStorage), checked by the app's one authentication
@@ -12,171 +15,77 @@ poll adds one L1 hit (or an L2 hit, or one SQL query) to the figures.
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 import time
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from starlette.authentication import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from graph.observability import deployment
+from graph.observability.exposition import Scrape
+from graph.observability.figures import figures, with_notes
 from graph.observability.metrics import MULTIPROCESS_DIR
+from graph.observability.presence import own_record
 from graph.services import Services
 from graph.settings import Settings
 from graph.web.auth import CHALLENGE, BearerTokens, is_admin
 
+__all__ = ["routes", "snapshot"]
+
+log = logging.getLogger("strata")
+
 PAGE = Path(__file__).parent / "static" / "dashboard" / "index.html"
 NO_STORE = {"Cache-Control": "no-store"}
-QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-TOP = 10
-RECENT = 20
-
-Labels = tuple[tuple[str, str], ...]
+# Reading the records is an operator's read, not the request path: a deadline above the
+# engine's, still short enough for a page polled every second.
+RECORDS_TIMEOUT_S = 0.5
 
 
-class Samples:
-    """Every sample of a registry by name, `_created` timestamps left out."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
-        for family in registry.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_created"):
-                    continue
-                labels = tuple(sorted(sample.labels.items()))
-                series = self._values[sample.name]
-                # Several workers' gauges may share labels apart from `pid`: add them up.
-                series[labels] = series.get(labels, 0.0) + sample.value
-
-    def total(self, name: str, **labels: str) -> float:
-        """Sum of the samples of `name` whose labels include `labels`."""
-        wanted = set(labels.items())
-        return sum(
-            (value for key, value in self._values.get(name, {}).items() if wanted <= set(key)),
-            0.0,
-        )
-
-    def by_label(self, name: str, label: str) -> dict[str, float]:
-        out: dict[str, float] = defaultdict(float)
-        for key, value in self._values.get(name, {}).items():
-            found = dict(key).get(label)
-            if found is not None:
-                out[found] += value
-        return dict(sorted(out.items()))
-
-    def buckets(self, name: str) -> list[tuple[float, float]]:
-        """Cumulative (upper bound, count) of histogram `name`, all other labels added."""
-        return sorted(
-            (float(le), count) for le, count in self.by_label(f"{name}_bucket", "le").items()
-        )
+async def deployment_records(services: Services) -> tuple[list[dict[str, Any]], str | None]:
+    """Every live instance's record, this process's read now; and why the others are
+    missing, if they are."""
+    presence = services.presence
+    own = own_record(presence.identity, services.metrics, services.cache, services.activity)
+    if services.cache.redis_tier is None:
+        return [own], "no Redis: this process only"
+    try:
+        published = await presence.records(RECORDS_TIMEOUT_S)
+    except Exception as error:  # Redis away or slow: show what this process knows
+        log.warning("dashboard: instance records unreadable: %r", error)
+        return [own], "Redis could not be read: this process only"
+    others = [r for r in published if r["instance"]["id"] != presence.identity.id]
+    return [own, *others], None
 
 
-def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """Prometheus's `histogram_quantile`: linear interpolation inside the bucket where the
-    rank falls; the largest finite bound when it falls in +Inf; None without observations."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0.0
-    for upper, count in buckets:
-        if count >= rank:
-            if math.isinf(upper):
-                return lower
-            if count == below:
-                return upper
-            return lower + (upper - lower) * (rank - below) / (count - below)
-        lower, below = upper, count
-    return lower
-
-
-def number(value: float) -> int | float:
-    """Counters as integers, so the page shows what /metrics says without a `.0`."""
-    value = float(value)
-    return int(value) if value.is_integer() else value
-
-
-def ratio(hits: float, misses: float) -> float | None:
-    return hits / (hits + misses) if hits + misses else None
-
-
-def tier(hits: float, misses: float, **extra: float) -> dict[str, Any]:
-    return {
-        "hits": number(hits),
-        "misses": number(misses),
-        **{name: number(value) for name, value in extra.items()},
-        "ratio": ratio(hits, misses),
-    }
-
-
-def counts(values: Mapping[str, float]) -> dict[str, int | float]:
-    return {name: number(value) for name, value in values.items()}
-
-
-def snapshot(services: Services) -> dict[str, Any]:
+async def snapshot(services: Services) -> dict[str, Any]:
     """Everything the page shows, read now."""
     engine = services.cache.stats
     services.metrics.absorb_engine_stats(engine)
-    samples = Samples(services.metrics.source())
-    buckets = samples.buckets("strata_request_seconds")
-    response = samples.by_label("strata_response_cache_total", "result")
-    activity = services.activity
+    status = services.cache.status
+    records, missing = await deployment_records(services)
+    whole = deployment.view(records, status)
+    server = figures(Scrape.of_registry(services.metrics.source()), engine, status)
+    with_notes(server["tiers"], status, len(records))
     return {
         "timestamp": time.time(),
         "env": services.settings.env,
         "workers": "all" if os.environ.get(MULTIPROCESS_DIR) else "this process",
-        "requests": {
-            "total": number(samples.total("strata_request_seconds_count")),
-            "by_method": counts(samples.by_label("strata_request_seconds_count", "method")),
+        **server,
+        "hot_keys": whole.pop("hot_keys"),
+        "hot_tags": whole.pop("hot_tags"),
+        "recent_invalidations": whole.pop("recent_invalidations"),
+        "deployment": {
+            **whole,
+            "complete": missing is None,
+            "missing": missing,
+            "report_seconds": services.presence.interval_s,
+            "ttl_seconds": services.presence.ttl_s,
         },
-        "latency": {
-            **{name: quantile(q, buckets) for name, q in QUANTILES},
-            "count": number(samples.total("strata_request_seconds_count")),
-            "sum": samples.total("strata_request_seconds_sum"),
-            "buckets": [["+Inf" if math.isinf(le) else le, number(n)] for le, n in buckets],
-        },
-        "operations": counts(samples.by_label("strata_operations_total", "type")),
-        "tiers": {
-            "response": tier(
-                response.get("hit", 0.0), response.get("miss", 0.0), skips=response.get("skip", 0.0)
-            ),
-            **{
-                name: tier(
-                    samples.total("strata_cache_hits_total", tier=name),
-                    samples.total("strata_cache_misses_total", tier=name),
-                )
-                for name in ("l1", "l2")
-            },
-        },
-        "cache": {
-            "status": services.cache.status,
-            "breaker_state": str(engine.get("breaker_state", "unknown")),
-            "breaker_open": samples.total("strata_redis_breaker_open") > 0,
-            "l1_entries": number(samples.total("strata_cache_l1_entries")),
-            "evictions": number(samples.total("strata_cache_evictions_total")),
-            "integrity_failures": number(samples.total("strata_cache_integrity_failures_total")),
-            "redis_errors": counts(samples.by_label("strata_cache_redis_errors_total", "kind")),
-        },
-        "sql_statements": number(samples.total("strata_sql_statements_total")),
-        "invalidations_by_kind": counts(
-            samples.by_label("strata_cache_invalidations_total", "kind")
-        ),
-        "rejected": counts(samples.by_label("strata_rejected_requests_total", "reason")),
-        "errors": counts(samples.by_label("strata_graphql_errors_total", "code")),
-        "hot_keys": [{"key": key, "reads": reads} for key, reads in activity.hot_keys.top(TOP)],
-        "hot_tags": [
-            {"tag": tag, "invalidations": n} for tag, n in activity.hot_tags.most_common(TOP)
-        ],
-        "recent_invalidations": [
-            {"at": item.at, "source": item.source, "tags": list(item.tags)}
-            for item in islice(activity.recent, RECENT)
-        ],
     }
 
 
@@ -207,7 +116,7 @@ async def page(_request: Request) -> Response:
 
 async def open_data(request: Request) -> Response:
     services: Services = request.app.state.services
-    return JSONResponse(snapshot(services), headers=NO_STORE)
+    return JSONResponse(await snapshot(services), headers=NO_STORE)
 
 
 def routes(settings: Settings, backend: BearerTokens) -> list[Route]:

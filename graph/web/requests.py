@@ -159,7 +159,9 @@ async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> G
     if not names_a_hash(params.extensions):  # most requests do not use the protocol
         return params
     try:
-        query = await persisted.document(params.query, params.extensions)
+        query = await persisted.document(
+            params.query, params.extensions, params.operation_name, params.variables
+        )
     except PersistedQueryNotFound as error:
         # Apollo clients resend hash and document when they see this error, with a 200.
         raise RequestError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.support.api import Api
 from tests.support.probes import LIST_QUERY as LIST_PAGE
+from tests.support.readme import list_page
 from tests.support.sql_counter import counting_statements
 
 
@@ -33,3 +34,14 @@ async def test_nested_connections_are_batched(uncached_api: Api) -> None:
     # Per level: a page of ids, the rows, then counts, child pages and reviewers in batches
     # (bookCount and books.totalCount each count once: see graph/loaders.py, _unmemoized).
     assert counts[3] == counts[10] <= 9
+
+
+async def test_the_readme_list_page_costs_what_the_readme_says(uncached_api: Api) -> None:
+    """The README's own list page example and the count it quotes (cache off)."""
+    document, quoted = list_page()
+    assert "first: 20" in document
+    for first in (5, 20, 40):
+        with counting_statements(uncached_api.services.db.engine) as statements:
+            data = await uncached_api.data(document.replace("first: 20", f"first: {first}"))
+        assert data["books"]["edges"]
+        assert len(statements) == quoted, (first, statements)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +14,8 @@ from graph.settings import Settings
 from models import AuthorRecord, BookRecord, ReviewRecord
 from models.tokens import digest
 from tests.support.api import Api
+from tests.support.servers import run_strata
 
-STRATA = Path(sys.executable).parent / "strata"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 VALID = [
@@ -126,18 +124,7 @@ async def _cli_invalidate(settings: Settings, *args: str) -> tuple[int, str, str
         "STRATA_LOG_LEVEL": "WARNING",
         "COLUMNS": "300",
     }
-    process = await asyncio.create_subprocess_exec(
-        str(STRATA),
-        "cache",
-        "invalidate",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_strata(env, "cache", "invalidate", *args)
 
 
 async def test_cli_refuses_a_typo_unless_raw(cached_settings: Settings, cached_api: Api) -> None:

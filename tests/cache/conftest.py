@@ -13,6 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from cache import CacheConfig, TieredCache
+from models import Database
+from models.outbox import DatabaseOutbox
 
 SECRET = b"test-secret"
 
@@ -90,3 +92,35 @@ def format2_blob(secret: bytes, redis_key: bytes, tags: list[str], body: bytes) 
     header = "\x00".join(tags).encode()
     rest = len(header).to_bytes(4, "big") + header + body
     return hmac.new(secret, redis_key + b"\x00" + rest, hashlib.sha256).digest() + rest
+
+
+@pytest.fixture
+async def engines() -> AsyncIterator[list[TieredCache]]:
+    """Engines a test starts with :func:`start_engine`; closed at the end."""
+    made: list[TieredCache] = []
+    yield made
+    for engine in made:
+        await engine.close()
+
+
+async def start_engine(
+    made: list[TieredCache],
+    redis_url: str,
+    namespace: str,
+    outbox: DatabaseOutbox,
+    **overrides: Any,
+) -> TieredCache:
+    """A started engine relaying from ``outbox``."""
+    engine = TieredCache(config_for(redis_url, namespace, **overrides), outbox)
+    await engine.start()
+    made.append(engine)
+    return engine
+
+
+@pytest.fixture
+async def outbox(database_url: str) -> AsyncIterator[DatabaseOutbox]:
+    """The app's outbox on a fresh database of each kind: the engine tests that relay
+    from a real table."""
+    db = Database(database_url)
+    yield DatabaseOutbox(db)
+    await db.dispose()

@@ -115,7 +115,7 @@ async def test_a_pending_tag_hides_l2_entries_while_redis_answers(make_cache: Ma
         "k": "old"
     }  # in L2
     reader = await make_cache()
-    reader._view.pending.queue(["k"])  # the relay's first step for a row naming "k"
+    reader._view.pending.mark(["k"])  # the relay's first step for a row naming "k"
     source = Source({"k": "new"})
     assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
     assert reader.stats["l2_hits"] == 0

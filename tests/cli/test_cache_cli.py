@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,22 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from graph.services import Services
 from graph.settings import Settings
 from tests.support.api import Api, prepare_database
+from tests.support.outbox import outbox_rows
 from tests.support.redis_server import free_port
-from tests.support.servers import STRATA, Server, running, server_env
+from tests.support.servers import Server, run_strata, running, server_env
 from tests.support.sql_counter import counting_statements
 
 
 async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
+    code, out, _err = await run_cache(settings, *args)
+    return code, out
+
+
+async def run_cache(settings: Settings, *args: str, columns: int = 200) -> tuple[int, str, str]:
+    """`strata cache ARGS` on a terminal `columns` wide: exit code, stdout, stderr."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -27,14 +36,9 @@ async def strata_cache(settings: Settings, *args: str) -> tuple[int, str]:
         "STRATA_CACHE_SECRET": "test-secret",
         "STRATA_CACHE_PREFIX": settings.cache_prefix,
         "STRATA_LOG_LEVEL": "WARNING",
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
-    process = await asyncio.create_subprocess_exec(
-        str(STRATA), "cache", *args, env=env, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+    return await run_strata(env, "cache", *args)
 
 
 async def json_of(settings: Settings, *args: str) -> Any:
@@ -48,12 +52,14 @@ async def test_keys_and_inspect_show_what_is_cached(
     cached_settings: Settings, cached_api: Api
 ) -> None:
     await cached_api.data('{ book(id: "1") { title reviewCount } }')
-    tagged = await json_of(cached_settings, "keys", "--tag", "Book:1")
+    tagged = (await json_of(cached_settings, "keys", "--tag", "Book:1"))["entries"]
     keys = {entry["key"] for entry in tagged}
     assert "Book:1" in keys
     assert all("Book:1" in entry["tags"] for entry in tagged)
     assert all(entry["ttl_seconds"] > 0 for entry in tagged)
-    by_pattern = await json_of(cached_settings, "keys", "--pattern", "Book.review_count:*")
+    by_pattern = (await json_of(cached_settings, "keys", "--pattern", "Book.review_count:*"))[
+        "entries"
+    ]
     assert [entry["key"] for entry in by_pattern] == ["Book.review_count:1:"]
     entry = await json_of(cached_settings, "inspect", "Book:1")
     assert entry["valid"] is True
@@ -65,6 +71,56 @@ async def test_keys_and_inspect_show_what_is_cached(
     code, text = await strata_cache(cached_settings, "inspect", "Book:1")
     assert code == 0
     assert "valid" in text
+
+
+@pytest.mark.slow
+async def test_keys_print_one_whole_line_each_that_pastes_into_inspect(
+    cached_settings: Settings, cached_api: Api
+) -> None:
+    """On a terminal far narrower than the keys, each entry is still one line, its key
+    first and whole: what a person selects and pastes (the shell unquotes it) is a key
+    `inspect` finds; its tags paste into `invalidate --tag`."""
+    await cached_api.data('{ books(first: 3, genre: "fantasy") { edges { node { title } } } }')
+    await cached_api.data('{ book(id: "1") { title reviewCount averageRating } }')
+    listing = await json_of(cached_settings, "keys")
+    keys = [entry["key"] for entry in listing["entries"]]
+    assert listing["more"] is False
+    assert listing["total"] == len(keys)
+    longest = max(keys, key=len)
+    assert len(longest) > 40, keys
+
+    code, out, err = await run_cache(cached_settings, "keys", columns=40)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == len(keys), out  # nothing wrapped onto a second line
+    pasted = {shlex.split(line)[0]: line for line in lines}
+    assert set(pasted) == set(keys)
+    assert f"{len(keys)} entries" in err
+
+    line = pasted[longest]
+    code, shown, err = await run_cache(cached_settings, "inspect", *shlex.split(line)[:1])
+    assert code == 0, err
+    assert "valid" in shown
+    tags = shlex.split(line.partition("tags: ")[2])
+    assert tags, line
+    code, out, err = await run_cache(
+        cached_settings, "invalidate", "--raw", *(f"--tag={tag}" for tag in tags)
+    )
+    assert code == 0, err
+    entry = await json_of(cached_settings, "inspect", longest)
+    assert entry["valid"] is False  # the pasted tags were the entry's own
+
+    code, out, err = await run_cache(cached_settings, "keys", "--limit", "2")
+    assert code == 0, err
+    assert len(out.splitlines()) == 2
+    assert f"showing 2 of {len(keys)} entries" in err
+    limited = await json_of(cached_settings, "keys", "--limit", "2")
+    assert limited["shown"] == 2
+    assert limited["total"] == len(keys)
+    assert limited["more"] is True
+    by_tag = await json_of(cached_settings, "keys", "--tag", "Book:1", "--limit", "1")
+    assert by_tag["more"] is True  # Book:1 and the fields under it
+    assert by_tag["total"] is None  # counting by tag would read every entry
 
 
 @pytest.mark.slow
@@ -93,7 +149,7 @@ async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> No
     flushed = await json_of(cached_settings, "flush")
     assert flushed["global_tag_invalidated"] is True
     assert flushed["deleted_keys"] > 0
-    assert await json_of(cached_settings, "keys") == []
+    assert (await json_of(cached_settings, "keys"))["entries"] == []
     with counting_statements(cached_api.services.db.engine) as statements:
         await cached_api.data(query)
     assert statements, "after a flush the next read goes to the database"
@@ -162,3 +218,36 @@ async def test_commands_that_change_the_cache_fail_when_redis_is_unreachable(
     assert code != 0, out
     assert "invalidated" not in out
     assert "flushed" not in out
+
+
+@pytest.mark.slow
+async def test_invalidate_with_redis_unreachable_is_queued_in_the_outbox_and_applied_later(
+    cached_settings: Settings, redis_url: str
+) -> None:
+    """Issue 13 item 4: the command says it queued the invalidation (and exits non-zero);
+    its outbox row is applied by the relay of the next instance that reaches Redis."""
+    unreachable = cached_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    await prepare_database(unreachable.database_url)
+    code, out, err = await run_cache(unreachable, "invalidate", "--tag", "Book:1")
+    assert code == 1, out
+    assert "queued in the outbox: applied when Redis is back" in " ".join(err.split())
+    assert "invalidated 1 tag" not in out
+    rows = await outbox_rows(cached_settings.database_url)
+    assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], False)]
+
+    # An instance reaching Redis applies it at start: the version of Book:1 moves.
+    services = Services.create(cached_settings)
+    await services.start()
+    try:
+        tier = services.cache.redis_tier
+        assert tier is not None
+        await services.cache.relay_pass()
+        version = await tier.client.get(tier.keys.tag("Book:1"))
+        assert version is not None
+        await services.cache.relay_pass()
+    finally:
+        await services.close()
+    rows = await outbox_rows(cached_settings.database_url)
+    assert [(tags, applied) for tags, applied in rows] == [(["Book:1"], True)]

@@ -100,6 +100,17 @@ def test_compose_settings_are_settings_strata_reads() -> None:
     assert not unknown, f"compose sets variables Settings does not read: {unknown}"
 
 
+def settings_from(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a container with `environment` reads (the operator's secret set, none
+    of ours leaking in)."""
+    for name in list(os.environ):
+        if name in settings_env_names():
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, "operator-secret" if name == "STRATA_CACHE_SECRET" else value)
+    return Settings()
+
+
 def test_compose_settings_validate_and_point_at_the_compose_services(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -107,12 +118,7 @@ def test_compose_settings_validate_and_point_at_the_compose_services(
     secret = environment["STRATA_CACHE_SECRET"]
     # Compose refuses to start unless the operator sets the secret (no default to forget).
     assert secret == "${STRATA_CACHE_SECRET:?set STRATA_CACHE_SECRET}"
-    for name in list(os.environ):
-        if name in settings_env_names():
-            monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, "operator-secret" if name == "STRATA_CACHE_SECRET" else value)
-    settings = Settings()
+    settings = settings_from(environment, monkeypatch)
     assert settings.database_url.startswith("postgresql+asyncpg://")
     assert "@postgres:5432/" in settings.database_url
     assert settings.redis_url == "redis://redis:6379/0"
@@ -124,9 +130,10 @@ def test_compose_settings_validate_and_point_at_the_compose_services(
 # --- redis.conf --------------------------------------------------------------------------
 
 
-def redis_directives() -> dict[str, str]:
+def redis_directives(name: str = "redis.conf") -> dict[str, str]:
+    """The directives of a Redis configuration file under deploy/, by lowercase name."""
     directives: dict[str, str] = {}
-    for line in (DEPLOY / "redis.conf").read_text().splitlines():
+    for line in (DEPLOY / name).read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, _, value = line.partition(" ")
@@ -150,26 +157,25 @@ def test_redis_conf_dir_is_the_mounted_volume() -> None:
     assert mounts[config_path] == "./redis.conf"
 
 
-def test_redis_accepts_the_shipped_config(tmp_path: Path) -> None:
-    """A real redis-server starts from deploy/redis.conf (only port, bind and dir changed)."""
+def start_shipped_redis(name: str, home: Path, port: int) -> subprocess.Popen[bytes]:
+    """redis-server on `port` from deploy/`name`, its output piped, with only its port,
+    bind address and `dir` (`home`) changed."""
     # Redis changes into `dir` while it reads the file, before command-line overrides: point
     # the copy's dir at a directory that exists here.
-    shipped = (DEPLOY / "redis.conf").read_text()
-    config = tmp_path / "redis.conf"
-    config.write_text(re.sub(r"^dir .*$", f"dir {tmp_path}", shipped, flags=re.MULTILINE))
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            str(config),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-        ],
+    shipped = (DEPLOY / name).read_text()
+    config = home / name
+    config.write_text(re.sub(r"^dir .*$", f"dir {home}", shipped, flags=re.MULTILINE))
+    return subprocess.Popen(
+        [redis_server_binary(), str(config), "--port", str(port), "--bind", "127.0.0.1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def test_redis_accepts_the_shipped_config(tmp_path: Path) -> None:
+    """A real redis-server starts from deploy/redis.conf (only port, bind and dir changed)."""
+    port = free_port()
+    process = start_shipped_redis("redis.conf", tmp_path, port)
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, decode_responses=True)
     try:
         for _ in range(200):

@@ -8,11 +8,14 @@ Bounded: every test sends a fixed, small number of requests and stops by itself.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -33,6 +36,7 @@ BROAD_QUERY = (
 HEALTHZ_BOUND = 0.5
 REFUSAL_BOUND = 0.5
 ME = "{ me { id name } }"
+PRESENCE_KEY = re.compile(rb"\}:(i:[^:]+|instances)$")  # cache/instances.py
 
 
 class Deployment:
@@ -47,10 +51,16 @@ class Deployment:
         return Server(name, dict(self.env), self.log_dir)
 
     async def namespace_keys(self) -> tuple[int, int]:
-        """Keys under this deployment's prefix and their bytes (SCAN, MEMORY USAGE)."""
+        """Cache keys under this deployment's prefix and their bytes (SCAN, MEMORY USAGE).
+        The servers' own presence records (``…i:<id>``, ``…instances``) are left out: they
+        are rewritten every few seconds with new figures, whatever clients send."""
         client = aioredis.Redis.from_url(self.redis_url)
         try:
-            keys = [key async for key in client.scan_iter(match=f"*{self.key_prefix}*")]
+            keys = [
+                key
+                async for key in client.scan_iter(match=f"*{self.key_prefix}*")
+                if not PRESENCE_KEY.search(key)
+            ]
             sizes = [await client.memory_usage(key) or 0 for key in keys]
             return len(keys), sum(sizes)
         finally:
@@ -84,6 +94,16 @@ async def server(deployment: Deployment, tokens: tuple[str, str, str]) -> AsyncI
     instance = deployment.server("a")
     async with running([instance]):
         yield instance
+
+
+@pytest.fixture
+async def two_servers(
+    deployment: Deployment, tokens: tuple[str, str, str]
+) -> AsyncIterator[tuple[Server, Server]]:
+    """Two instances sharing the database and Redis."""
+    first, second = deployment.server("a"), deployment.server("b")
+    async with running([first, second]):
+        yield first, second
 
 
 async def _healthz_times(server: Server, stop: asyncio.Event) -> list[float]:
@@ -184,28 +204,79 @@ async def test_distinct_tags_make_no_new_metric_series(
 
 
 async def test_a_revoked_token_is_refused_at_once_on_every_instance(
-    deployment: Deployment, tokens: tuple[str, str, str]
+    deployment: Deployment, tokens: tuple[str, str, str], two_servers: tuple[Server, Server]
 ) -> None:
     _admin, alice, bob = tokens
-    first, second = deployment.server("a"), deployment.server("b")
-    async with running([first, second]):
-        for instance in (first, second):  # each instance caches both lookups
-            for token in (alice, bob):
-                await instance.data(ME, token=token)
-                await instance.data(ME, token=token)
-        revoked = deployment.strata("token", "revoke", alice)
-        assert revoked.returncode == 0, revoked.stderr
-        for instance in (first, second):
-            assert (await instance.post(ME, token=alice)).status_code == 401
+    first, second = two_servers
+    for instance in (first, second):  # each instance caches both lookups
+        for token in (alice, bob):
+            await instance.data(ME, token=token)
+            await instance.data(ME, token=token)
+    revoked = deployment.strata("token", "revoke", alice)
+    assert revoked.returncode == 0, revoked.stderr
+    for instance in (first, second):
+        assert (await instance.post(ME, token=alice)).status_code == 401
+        assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
+    by_user = deployment.strata("token", "revoke", "--user", "bob")
+    assert by_user.returncode == 0, by_user.stderr
+    for instance in (first, second):
+        assert (await instance.post(ME, token=bob)).status_code == 401
+    again = deployment.strata("token", "revoke", alice)
+    assert again.returncode == 1
+    assert deployment.strata("token", "revoke", "--user", "nobody").returncode == 1
+    assert deployment.strata("token", "revoke").returncode == 2
+
+
+INVALIDATE = 'mutation { invalidateCache(tags: ["Book:1"]) }'
+ADD_REVIEW = 'mutation { addReview(input: {bookId: "1", rating: 4, body: "Mine."}) { id } }'
+REVIEW_COUNT = '{ book(id: "1") { reviewCount } }'
+
+
+async def _codes(instance: Server, query: str, token: str) -> list[str]:
+    response = await instance.post(query, token=token)
+    if response.status_code == 401:
+        return ["401"]
+    return [e["extensions"]["code"] for e in response.json().get("errors", ())]
+
+
+@pytest.mark.slow
+async def test_a_change_to_a_user_holds_at_once_on_every_instance(
+    deployment: Deployment, tokens: tuple[str, str, str], two_servers: tuple[Server, Server]
+) -> None:
+    _admin, alice, bob = tokens
+    first, second = two_servers
+    await first.data(ADD_REVIEW, token=bob)
+    counts = set()
+    for instance in (first, second):  # each instance caches both lookups and the count
+        for _ in range(2):
+            assert await _codes(instance, INVALIDATE, alice) == ["FORBIDDEN"]
             assert (await instance.data(ME, token=bob))["me"]["name"] == "bob"
-        by_user = deployment.strata("token", "revoke", "--user", "bob")
-        assert by_user.returncode == 0, by_user.stderr
+            counts.add((await instance.data(REVIEW_COUNT))["book"]["reviewCount"])
+    [with_bob] = counts
+
+    async def everywhere(expected: list[str], token: str = alice) -> None:
         for instance in (first, second):
-            assert (await instance.post(ME, token=bob)).status_code == 401
-        again = deployment.strata("token", "revoke", alice)
-        assert again.returncode == 1
-        assert deployment.strata("token", "revoke", "--user", "nobody").returncode == 1
-        assert deployment.strata("token", "revoke").returncode == 2
+            assert await _codes(instance, INVALIDATE, token) == expected, instance.name
+
+    for command, expected in (
+        (("user", "promote", "alice"), []),
+        (("user", "demote", "alice"), ["FORBIDDEN"]),
+        (("token", "create", "alice", "--admin"), []),  # promotes an existing user
+    ):
+        done = deployment.strata(*command)
+        assert done.returncode == 0, done.stderr
+        await everywhere(expected)
+    await everywhere([], token=done.stdout.strip())  # the new token is an admin's too
+    assert deployment.strata("user", "promote", "alice").returncode == 0  # already: a no-op
+    assert deployment.strata("user", "demote", "nobody").returncode == 1
+
+    deleted = deployment.strata("user", "delete", "bob")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "1 review" in deleted.stdout
+    for instance in (first, second):
+        assert (await instance.post(ME, token=bob)).status_code == 401
+        assert (await instance.data(REVIEW_COUNT))["book"]["reviewCount"] == with_bob - 1
+    assert deployment.strata("user", "delete", "bob").returncode == 1
 
 
 # --- findings in the request path (graph/web): for its integrator -------------------------
@@ -240,3 +311,134 @@ async def test_undeclared_variables_make_no_new_entries(
     keys_after, _ = await deployment.namespace_keys()
     print(f"namespace keys: {keys_before} before 50 junk variables, {keys_after} after")
     assert keys_after == keys_before
+
+
+PADDED_QUERIES = 100
+# Well under what keeping each document would cost (Strawberry's parser and validation
+# caches did: docs/benchmarks.md); bounded in bytes, the growth is what the allocator keeps
+# for reuse, whatever the number of queries.
+RSS_GROWTH_BOUND = 80 * 1024 * 1024
+
+
+@pytest.mark.slow
+async def test_padded_documents_do_not_grow_the_process(server: Server) -> None:
+    """100 different documents of about 1 MB each (small queries padded with a comment):
+    every in-process store of client text is bounded in bytes, so none is kept."""
+    await server.data("{ books(first: 1) { totalCount } }")
+    padding = "#" * (1000 * 1000)
+    before = server.rss_bytes()
+    for i in range(PADDED_QUERIES):
+        query = f"{{ books(first: {1 + i}) {{ totalCount }} }}\n{padding}{i}\n"
+        assert (await server.data(query))["books"]["totalCount"] > 0
+    after = server.rss_bytes()
+    print(f"RSS {before >> 20} MiB before {PADDED_QUERIES} padded documents, {after >> 20} after")
+    assert after - before < RSS_GROWTH_BOUND
+
+
+# --- the rest of issue 14's findings, each on real servers ----------------------------------
+
+WIDE_QUERY = "{ books(first: 100) { edges { node { id title author { id name } } } } }"
+
+
+async def test_a_response_is_measured_with_its_stamps(deployment: Deployment) -> None:
+    """A whole response is stored only when it fits with the tag stamps stored beside it."""
+    roomy = deployment.server("roomy")
+    async with running([roomy]):
+        body = (await roomy.client.get("/graphql", params={"query": WIDE_QUERY})).json()
+        size = len(
+            json.dumps({"data": body["data"]}, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+        again = await roomy.payload(WIDE_QUERY)
+        assert again["extensions"]["cache"]["response"] == "hit"
+    tight = deployment.server("tight")
+    tight.env.update(
+        STRATA_RESPONSE_CACHE_MAX_BYTES=str(size + 1),
+        STRATA_CACHE_PREFIX=f"{deployment.key_prefix}-tight",
+    )
+    async with running([tight]):
+        for _ in range(2):  # room for the body, not for its 200 tags' stamps: never kept
+            answered = await tight.payload(WIDE_QUERY)
+            assert answered["extensions"]["cache"]["response"] == "skip"
+
+
+def _persisted(query: str) -> dict[str, Any]:
+    sha = hashlib.sha256(query.encode()).hexdigest()
+    return {"persistedQuery": {"version": 1, "sha256Hash": sha}}
+
+
+async def _apq(server: Server, query: str | None, extensions: dict[str, Any]) -> Any:
+    body = (
+        {"extensions": extensions} if query is None else {"query": query, "extensions": extensions}
+    )
+    return await server.client.post("/graphql", json=body)
+
+
+async def test_persisted_queries_are_bounded_and_checked_before_they_are_kept(
+    deployment: Deployment, server: Server
+) -> None:
+    await server.data("{ books(first: 1) { totalCount } }")  # the namespace exists
+    keys, _ = await deployment.namespace_keys()
+    refusals = {
+        "{ books(first: 1) { totalCount } }" + "#" * (100 * 1024): 400,  # over the size bound
+        "{ books(first: 1) { ": 400,  # does not parse
+        "{ books(first: 1) { nope } }": "GRAPHQL_VALIDATION_FAILED",
+        BROAD_QUERY: "QUERY_TOO_COMPLEX",
+    }
+    for query, refusal in refusals.items():
+        response = await _apq(server, query, _persisted(query))
+        if isinstance(refusal, int):
+            assert response.status_code == refusal, response.text[:300]
+        else:
+            codes = {e["extensions"]["code"] for e in response.json()["errors"]}
+            assert codes == {refusal}, codes
+        unknown = (await _apq(server, None, _persisted(query))).json()
+        assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert (await deployment.namespace_keys())[0] == keys  # nothing kept, in any form
+    # A good one is kept in Redis: the restarted server knows it from its hash alone.
+    good = '{ book(id: "1") { title } }'
+    assert "errors" not in (await _apq(server, good, _persisted(good))).json()
+    await server.stop()
+    await server.start()
+    known = (await _apq(server, None, _persisted(good))).json()
+    assert known["data"]["book"]["title"], known
+
+
+async def test_http_caches_revalidate_and_a_304_executes_nothing(
+    server: Server, tokens: tuple[str, str, str]
+) -> None:
+    query = '{ book(id: "2") { title } }'
+    first = await server.client.get("/graphql", params={"query": query})
+    assert first.headers["cache-control"] == "public, no-cache"
+    etag = first.headers["etag"]
+    operations = await server.metric("strata_operations_total", missing=0)
+    for _ in range(3):
+        again = await server.client.get(
+            "/graphql", params={"query": query}, headers={"If-None-Match": etag}
+        )
+        assert again.status_code == 304
+    assert await server.metric("strata_operations_total", missing=0) == operations
+    renamed = 'mutation { updateBook(id: "2", input: {title: "Renamed"}) { id } }'
+    await server.data(renamed, token=tokens[0])
+    changed = await server.client.get(
+        "/graphql", params={"query": query}, headers={"If-None-Match": etag}
+    )
+    assert changed.status_code == 200
+    assert changed.json()["data"]["book"]["title"] == "Renamed"
+    assert changed.headers["etag"] != etag
+
+
+async def test_operator_surfaces_are_closed_in_production(
+    deployment: Deployment, tokens: tuple[str, str, str]
+) -> None:
+    admin, alice, _bob = tokens
+    production = deployment.server("production")
+    production.env["STRATA_ENV"] = "production"
+    async with running([production]):
+        for path in ("/metrics", "/dashboard/data"):
+            anonymous = await production.client.get(path)
+            assert anonymous.status_code == 401, path
+            assert "strata_" not in anonymous.text
+            reader = {"Authorization": f"Bearer {alice}"}
+            assert (await production.client.get(path, headers=reader)).status_code == 403
+            operator = {"Authorization": f"Bearer {admin}"}
+            assert (await production.client.get(path, headers=operator)).status_code == 200

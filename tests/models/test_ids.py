@@ -114,7 +114,7 @@ async def test_migration_keeps_rows_and_stops_reuse_on_an_existing_sqlite_file(
                 assert ids == [before[table.name]]
             schema = (await conn.execute(text("SELECT sql FROM sqlite_master"))).scalars()
             declared = " ".join(s for s in schema if s)
-            assert declared.count("AUTOINCREMENT") == 5
+            assert declared.count("AUTOINCREMENT") == 6  # five tables, and the outbox (0003)
             await _delete_newest_and_insert(conn, AUTHORS, name="C", bio=None)
     finally:
         await db.dispose()

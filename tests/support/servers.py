@@ -92,12 +92,34 @@ class Server:
             self._log = None
         return None if process is None else process.returncode
 
+    async def kill(self) -> None:
+        """SIGKILL: the process dies without its shutdown (nothing withdrawn, flushed or
+        closed), as after a crash or an OOM kill."""
+        process = self._process
+        assert process is not None, f"{self.name} is not running"
+        process.kill()
+        await process.wait()
+        await self.stop()
+
+    @property
+    def pid(self) -> int:
+        """The process `strata serve` runs in (with --workers N, their supervisor)."""
+        assert self._process is not None, f"{self.name} is not running"
+        return self._process.pid
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    def rss_bytes(self) -> int:
+        """The resident memory of the process now (Linux: /proc/<pid>/status)."""
+        assert self._process is not None, f"{self.name} is not running"
+        status = Path(f"/proc/{self._process.pid}/status").read_text()
+        [kilobytes] = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
+        return int(kilobytes) * 1024
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -158,6 +180,20 @@ class Server:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+async def run_strata(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`strata ARGS` as a subprocess in `env`: its exit status, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        str(STRATA),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 def outside_env(*also: str) -> dict[str, str]:

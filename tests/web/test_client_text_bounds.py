@@ -16,12 +16,16 @@ def _persisted(query: str) -> dict[str, Any]:
     return {"query": query, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": sha}}}
 
 
-async def _apq_keys(redis_url: str, key_prefix: str) -> int:
+async def _keys(redis_url: str, match: str) -> int:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        return len([key async for key in client.scan_iter(match=f"*{key_prefix}*apq*")])
+        return len([key async for key in client.scan_iter(match=match)])
     finally:
         await client.aclose()
+
+
+async def _apq_keys(redis_url: str, key_prefix: str) -> int:
+    return await _keys(redis_url, f"*{key_prefix}*apq*")
 
 
 async def test_persisted_queries_are_parsed_and_bounded_before_they_are_stored(
@@ -37,6 +41,54 @@ async def test_persisted_queries_are_parsed_and_bounded_before_they_are_stored(
     good = await client.post("/graphql", json=_persisted("{ books(first: 1) { totalCount } }"))
     assert good.status_code == 200
     assert "errors" not in good.json()
+
+
+# Parsed, but each fails before execution as it would without the protocol.
+DEEP = (
+    "{ books(first: 1) { edges { node { "
+    + "author { books(first: 1) { edges { node { " * 3
+    + "id"
+    + " } } } }" * 3
+    + " } } } }"
+)
+UNFIT = {
+    "{ books(first: 1) { nope } }": "GRAPHQL_VALIDATION_FAILED",
+    "{ a: books { totalCount } b: books { totalCount }": "GRAPHQL_PARSE_FAILED",
+    DEEP: "GRAPHQL_VALIDATION_FAILED",  # deeper than STRATA_MAX_DEPTH
+    "{ books(first: 100) { edges { node { reviews(first: 100) { edges { node { "
+    "reviewer { reviews(first: 100) { totalCount } } } } } } } } }": "QUERY_TOO_COMPLEX",
+    # With {"n": 100}: the variables sent with it are checked too.
+    "query ($n: Int) { books(first: $n) { edges { node { "
+    "reviews(first: $n) { edges { node { id } } } } } } }": "QUERY_TOO_COMPLEX",
+}
+
+
+async def test_invalid_or_too_costly_persisted_queries_are_refused_and_not_stored(
+    cached_api: Api, redis_url: str, key_prefix: str
+) -> None:
+    client = cached_api.client
+    await cached_api.data("{ books(first: 1) { totalCount } }")  # the namespace exists
+    keys = await _keys(redis_url, f"*{key_prefix}*")
+    for query, code in UNFIT.items():
+        sent = {**_persisted(query), "variables": {"n": 100}}
+        refused = await client.post("/graphql", json=sent)
+        if code == "GRAPHQL_PARSE_FAILED":
+            assert refused.status_code == 400, refused.text
+            continue
+        errors = refused.json()["errors"]
+        assert {error["extensions"]["code"] for error in errors} == {code}, (query, errors)
+        if code == "QUERY_TOO_COMPLEX":
+            assert "10000" in errors[0]["message"]
+        hash_only = {"extensions": _persisted(query)["extensions"]}
+        unknown = (await client.post("/graphql", json=hash_only)).json()
+        assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    assert await _keys(redis_url, f"*{key_prefix}*") == keys
+    # The variables were the problem, not the document: with small ones it is kept.
+    query = list(UNFIT)[-1]
+    kept = await client.post("/graphql", json={**_persisted(query), "variables": {"n": 2}})
+    assert "errors" not in kept.json(), kept.text
+    hash_only = {"extensions": _persisted(query)["extensions"], "variables": {"n": 2}}
+    assert "errors" not in (await client.post("/graphql", json=hash_only)).json()
 
 
 async def test_unparsable_text_is_not_kept_in_the_document_map(cached_api: Api) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from graph.observability.exposition import parse
+from graph.observability.figures import quantile
 from graph.settings import Settings
-from graph.web.dashboard import quantile
 from tests import conftest
 from tests.support.api import prepare_database, running_api
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
@@ -174,6 +174,24 @@ async def test_dashboard_in_a_browser_agrees_with_metrics(
             recent = await page.inner_text("#recent tbody")
             assert f"Book:{book_ids[0]}" in recent, recent
             assert "mutation" in recent
+
+            # The deployment: this one process, one row, its id as /dashboard/data has it.
+            data = (await server.client.get("/dashboard/data")).json()
+            me = data["deployment"]["instances"]
+            assert len(me) == 1, me
+            assert await page.locator("#instances tbody tr").count() == 1
+            row = page.locator("#instances tbody tr")
+            assert await row.get_attribute("data-instance") == me[0]["id"]
+            assert me[0]["id"] in recent  # the mutation was made by this instance
+            shown_count = await page.get_attribute("#deployment-instances", "data-value")
+            assert shown_count == "1"
+            # An empty tier is explained, not a bare 0.0%.
+            l2_note = page.locator("#l2-note")
+            assert await l2_note.is_visible() == (expected["l2-hits"] == 0), expected
+            if expected["l2-hits"] == 0:
+                assert "first read" in await l2_note.inner_text()
+                notes = await page.inner_text("#deployment-notes")
+                assert "L2: every L2 lookup so far was a first read" in notes
 
             shot = tmp_path / "dashboard.png"
             await page.screenshot(path=str(shot), full_page=True)

@@ -24,11 +24,12 @@
  *   NO_FLUSH          no L1/view flush when the broadcast is lost or (re)connected
  *   NO_STARTUP_SCAN   a restarted instance does not mark the unapplied rows pending
  *                     before it serves (not in the test: needs two faults, too big)
- *   PENDING_BY_TAG    pending marks are a set of tags (as cache/engine.py keeps them):
+ *   PENDING_BY_TAG    pending marks are a set of tags (as the engine kept them before
+ *                     cache/pending.py made them per invalidation):
  *                     clearing after a bump clears the tag, whichever writes it covered
  *                     (not in the test: no counterexample within the bounds that fit)
  *   PENDING_AT_REPLY  an L2 entry's pending check is made when the read's reply is
- *                     handled only (as _accept_l2 does), not also when the read started
+ *                     handled only (as _accept_l2 did), not also when the read started
  *   PENDING_BLOCKS_BROADCAST  a broadcast for a pending tag is dropped, not merged: the
  *                     newer version it carried is lost, and when the mark clears the
  *                     bump's own (older) result is merged: a found design bug (decisions.md)

@@ -266,6 +266,8 @@
       show(`${name}-ratio`, percent(tier.ratio), tier.ratio);
       show(`${name}-hits`, integer(tier.hits), tier.hits);
       show(`${name}-misses`, integer(tier.misses), tier.misses);
+      $(`${name}-note`).hidden = !tier.note;
+      $(`${name}-note`).textContent = tier.note || "";
     }
     show("response-skips", integer(now.tiers.response.skips), now.tiers.response.skips);
     show("l1-entries", integer(cache.l1_entries), cache.l1_entries);
@@ -279,9 +281,13 @@
 
     fill(
       "hot-keys",
-      now.hot_keys.map(({ key, reads }) => [cell(key, "key", key), cell(integer(reads), "n")]),
+      now.hot_keys.map(({ key, reads, instances }) => [
+        cell(key, "key", key),
+        cell(integer(reads), "n"),
+        cell(integer(instances.length), "n", instances.join("\n")),
+      ]),
       "no reads sampled yet",
-      2,
+      3,
     );
     fill(
       "hot-tags",
@@ -294,11 +300,15 @@
       now.recent_invalidations.map((item) => [
         cell(clock(item.at), null, new Date(item.at * 1000).toISOString()),
         cell(source(item.source)),
+        item.instance
+          ? cell(item.instance, "key", `made by instance ${item.instance}`)
+          : cell(`heard by ${item.heard_by.length}`, null, item.heard_by.join("\n")),
         cell(tags(item.tags), null, item.tags.join("\n")),
       ]),
       "nothing invalidated yet",
-      3,
+      4,
     );
+    window.strataDeployment.render(now);
     record(now, win);
     show("updated", `updated ${clock(now.timestamp)}`);
   }

@@ -1,0 +1,109 @@
+"""Pending marks: invalidations made here whose bump Redis has not applied yet.
+
+A mark covers the tags of one invalidation: an outbox row (its id, ``>= 0``) or, for an
+engine without an outbox, a local one (a negative id). Until a mark is cleared, nothing
+depending on its tags is served from either tier or filled into one on this instance:
+Redis still holds their old versions. Marks are per invalidation, not per tag, because
+clearing after a bump must release exactly the invalidations that bump carried (a tag
+also covered by a later, still unapplied row stays pending).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """What one replay sends: the marks it carries and the tags to bump."""
+
+    ids: frozenset[int]
+    tags: tuple[str, ...]
+    everything: bool
+    """Too many tags to remember were pending: bump the global tag instead."""
+
+    @property
+    def rows(self) -> list[int]:
+        """The outbox rows this batch applies (local marks excluded)."""
+        return sorted(mark for mark in self.ids if mark >= 0)
+
+
+class PendingInvalidations:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._marks: dict[int, tuple[str, ...]] = {}
+        self._counts: Counter[str] = Counter()
+        self._everything: set[int] = set()
+        """Marks whose tags were not kept (past the limit): they cover every tag."""
+        self._local = itertools.count(-1, -1)
+
+    def mark(self, tags: Sequence[str], row: int | None = None) -> int:
+        """Marks ``tags`` pending under outbox ``row`` (a local mark when None); returns
+        the mark's id. Marking a row already marked changes nothing."""
+        mark = next(self._local) if row is None else row
+        if mark in self._marks or mark in self._everything:
+            return mark
+        unique = tuple(dict.fromkeys(tags))
+        if len(self._counts) + len(unique) > self._limit:
+            # Too many to remember: this mark covers everything until it is cleared.
+            self._everything.add(mark)
+        else:
+            self._marks[mark] = unique
+            self._counts.update(unique)
+        return mark
+
+    def clear(self, ids: Iterable[int]) -> None:
+        counts = self._counts
+        for mark in ids:
+            self._everything.discard(mark)
+            tags = self._marks.pop(mark, None)
+            if tags is None:
+                continue
+            counts.subtract(tags)
+            for tag in tags:
+                if counts[tag] <= 0:
+                    del counts[tag]
+
+    def blocks(self, tags: Iterable[str]) -> bool:
+        if self._everything:
+            return True
+        counts = self._counts
+        return bool(counts) and any(tag in counts for tag in tags)
+
+    def blocked(self, tags: Iterable[str]) -> frozenset[str]:
+        """The tags among ``tags`` pending now (all of them while a mark covers
+        everything): what a read starting now may neither merge nor accept from L2."""
+        if self._everything:
+            return frozenset(tags)
+        counts = self._counts
+        if not counts:
+            return frozenset()
+        return frozenset(tag for tag in tags if tag in counts)
+
+    def snapshot(self) -> frozenset[str] | None:
+        """Every tag pending now, or None while a mark covers everything: for a read whose
+        tags are known only from its reply (a composite)."""
+        return None if self._everything else frozenset(self._counts)
+
+    def ids(self) -> frozenset[int]:
+        return frozenset(self._marks) | frozenset(self._everything)
+
+    def batch(self) -> PendingBatch:
+        """Everything pending now; pass it to :meth:`replayed` once Redis applied it."""
+        ids = self.ids()
+        if self._everything:
+            return PendingBatch(ids, (), True)
+        return PendingBatch(ids, tuple(self._counts), False)
+
+    def replayed(self, batch: PendingBatch) -> None:
+        self.clear(batch.ids)
+
+    def __bool__(self) -> bool:
+        return bool(self._marks) or bool(self._everything)
+
+    def __len__(self) -> int:
+        """Pending invalidations (marks), not tags."""
+        return len(self._marks) + len(self._everything)

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
+from benchmarks.seeded import seeded_database
 from graph.api.schema import build_schema
-from graph.cli import migrations
 from graph.observability.logs import configure_logging
 from graph.observability.operations import observing_operation, report
 from graph.services import Services
 from graph.settings import Settings
-from models import Database
-from models.seed import SeedPlan, seed
+from models.seed import SeedPlan
 
 QUERY = '{ book(id: "3") { title author { name } reviewCount averageRating } }'
 ROUNDS, PER_ROUND = 15, 400
@@ -38,12 +35,8 @@ async def _time(run: Callable[[], Awaitable[None]]) -> float:
 
 
 async def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="strata-overhead-"))
-    url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
-    await asyncio.to_thread(migrations.upgrade, url)
-    db = Database(url)
-    await seed(db, SeedPlan(authors=20, books_per_author=3, reviews_per_book=3, users=5))
-    await db.dispose()
+    plan = SeedPlan(authors=20, books_per_author=3, reviews_per_book=3, users=5)
+    url = await seeded_database(plan, "strata-overhead-")
     settings = Settings(database_url=url, expose_cache_stats=False, log_level="WARNING")
     configure_logging(settings)
     services = Services.create(settings)

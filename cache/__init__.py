@@ -31,6 +31,11 @@ Public API::
             ...                                     # reads through the cache
         await cache.set_entry(response_key, body, rec.tag_versions, ttl=30)
         entry = await cache.get_entry(response_key)  # Entry | None; entry.value
+        # The same, one tier at a time (L1 synchronously), and values with their Entry
+        # (the versions they were validated against), for composites built per part:
+        entry = cache.get_local_entry(key) or await cache.get_remote_entry(key)
+        cache.set_local_entry(key, value, versions, ttl=30)   # L1 only
+        entries = await cache.get_many_entries_or_load(keys, load, tags=lambda key: [key])
         cache.stats                                   # dict snapshot of counters
         cache.status                                  # "ok" | "degraded" | ...
 

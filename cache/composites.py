@@ -35,14 +35,21 @@ class Composites:
         self._codec = EntryCodec(config.secret)
 
     async def get_with_tier(self, key: str) -> tuple[Entry, str] | None:
-        reads = self._reads
-        entry = reads.l1_hit(key, None)
+        entry = self.local(key)
         if entry is not None:
             return entry, "L1"
-        if reads.has_l1:
-            self._counters.add("l1_misses")
         entry = await self._from_l2(key)
         return None if entry is None else (entry, "L2")
+
+    def local(self, key: str) -> Entry | None:
+        reads = self._reads
+        entry = reads.l1_hit(key, None)  # a composite names its own tags
+        if entry is None and reads.has_l1:
+            self._counters.add("l1_misses")
+        return entry
+
+    async def remote(self, key: str) -> Entry | None:
+        return await self._from_l2(key)
 
     async def _from_l2(self, key: str) -> Entry | None:
         """One round trip: the script reads the entry's tag names from its (signed) stamps
@@ -86,10 +93,13 @@ class Composites:
 
     async def store(self, key: str, entry: Entry, ttl: float) -> None:
         """Writes a composite to both tiers, each refusing it where a tag already moved."""
-        self._reads.fill_l1([(key, entry, ttl)], self._view.epoch)
+        self.store_locally(key, entry, ttl)
         if self._health.redis is not None and self._health.breaker.closed:
             tags = list(entry.tags)
             await self._reads.fill_l2({key: entry}, {key: tags}, tags, dict(entry.versions), ttl)
+
+    def store_locally(self, key: str, entry: Entry, ttl: float) -> None:
+        self._reads.fill_l1([(key, entry, ttl)], self._view.epoch)
 
     def _decode(self, key: str, blob: bytes) -> tuple[Entry, int] | None:
         try:

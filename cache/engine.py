@@ -169,13 +169,28 @@ class TieredCache:
         if not self.config.enabled:
             loaded = await load(wanted)
             return {key: _value_or_none(loaded.get(key)) for key in wanted}
+        entries = await self.get_many_entries_or_load(wanted, load, ttl=ttl, tags=tags)
+        return {key: entries[key].value for key in wanted}
+
+    async def get_many_entries_or_load(
+        self,
+        keys: Iterable[str],
+        load: BatchLoader[V],
+        *,
+        ttl: float | None = None,
+        tags: TagsOf | None = None,
+    ) -> dict[str, Entry]:
+        """Like :meth:`get_many_or_load`, with each value's :class:`Entry`: the tag
+        versions it was validated against come with it, for callers that compose values
+        (see ``cache.strawberry.subtrees``). The cache must be enabled."""
+        wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
         entries = await self._reads.entries(wanted, load, ttl, tags)
         for recorder in recording.active():
             for entry in entries.values():
                 recorder.add(entry.versions)
-        return {key: entries[key].value for key in wanted}
+        return entries
 
     async def get_or_load(
         self,
@@ -215,18 +230,70 @@ class TieredCache:
             recording.record(found[0].versions)
         return found
 
+    def get_local_entry(self, key: str) -> Entry | None:
+        """The L1 half of :meth:`get_entry`, synchronous: a composite this process holds,
+        validated against this process's view of its tags (a miss is counted)."""
+        if not self.config.enabled:
+            return None
+        entry = self._composites.local(key)
+        if entry is not None:
+            recording.record(entry.versions)
+        return entry
+
+    async def get_remote_entry(self, key: str) -> Entry | None:
+        """The L2 half of :meth:`get_entry` (after :meth:`get_local_entry` missed)."""
+        if not self.config.enabled:
+            return None
+        entry = await self._composites.remote(key)
+        if entry is not None:
+            recording.record(entry.versions)
+        return entry
+
     async def set_entry(
-        self, key: str, value: Any, tag_versions: TagVersions, ttl: float | None = None
+        self,
+        key: str,
+        value: Any,
+        tag_versions: TagVersions,
+        ttl: float | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         """Stores ``value`` valid while every tag in ``tag_versions`` keeps its version
-        (pass ``Recorder.tag_versions``). Refused by each tier where a tag already moved."""
+        (pass ``Recorder.tag_versions``). Refused by each tier where a tag already moved,
+        and not stored when its encoding and tags take more than ``max_bytes``."""
+        entry = self._composite(value, tag_versions, max_bytes)
+        if entry is not None:
+            await self._composites.store(key, entry, ttl or self.config.default_ttl)
+
+    def set_local_entry(
+        self,
+        key: str,
+        value: Any,
+        tag_versions: TagVersions,
+        ttl: float | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> None:
+        """:meth:`set_entry` in L1 only, synchronous: for composites nested in others
+        that are stored in both tiers (an L2 write each would cost a round trip)."""
+        entry = self._composite(value, tag_versions, max_bytes)
+        if entry is not None:
+            self._composites.store_locally(key, entry, ttl or self.config.default_ttl)
+
+    def _composite(
+        self, value: Any, tag_versions: TagVersions, max_bytes: int | None
+    ) -> Entry | None:
         if not self.config.enabled:
-            return
+            return None
         versions = dict(tag_versions)
         if GLOBAL_TAG not in versions:
             versions[GLOBAL_TAG] = self._view.local_versions([GLOBAL_TAG])[0][1]
         entry = Entry.of(value, tuple(sorted(versions.items())))
-        await self._composites.store(key, entry, ttl or self.config.default_ttl)
+        if max_bytes is not None:
+            size = len(entry.payload or b"") + sum(len(tag) + 16 for tag in versions)
+            if size > max_bytes:
+                return None
+        return entry
 
     async def tag_versions(self, tags: Iterable[str]) -> TagVersions:
         """The current versions of ``tags`` (and :data:`GLOBAL_TAG`): what a value computed

@@ -124,6 +124,15 @@ def compose_key(first: KeyPart, *rest: KeyPart, args: Mapping[str, Any] | None =
     return ":".join(pieces)
 
 
+def extend_key(key: str, *parts: KeyPart, args: Mapping[str, Any] | None = None) -> str:
+    """A key built in two steps, the first one kept: ``extend_key(compose_key(*a), *b,
+    args=x)`` is ``compose_key(*a, *b, args=x)``, for keys whose leading parts repeat."""
+    pieces = [key, *map(encode_part, parts)]
+    if args is not None:
+        pieces.append(encode_args(args))
+    return ":".join(pieces)
+
+
 def viewer_part(viewer: str | None) -> tuple[str, str | None]:
     """How a viewer is spelled in every per-viewer key: ``(viewer,<id>)``, anonymous being
     ``(viewer,@none)``, so no signed-in viewer can share the anonymous entries."""

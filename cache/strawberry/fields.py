@@ -23,7 +23,6 @@ import inspect
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
 from strawberry.dataloader import DataLoader
@@ -33,31 +32,14 @@ from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
 from cache.engine import TieredCache
+from cache.entry import Entry, TagVersions
 from cache.keys import KeyPart, compose_key, viewer_part
+from cache.strawberry import consumption
+from cache.strawberry.consumption import CachePolicy, Scope
 
 TagsOf = Callable[[Any, Mapping[str, Any]], Iterable[str]]
 ScopeOf = Callable[[Any], "Scope"]
 Codec = Callable[[Any], Any]
-
-
-class Scope(StrEnum):
-    PUBLIC = "PUBLIC"
-    PRIVATE = "PRIVATE"
-
-
-@dataclass(slots=True)
-class CachePolicy:
-    """The freshness a response may promise: the smallest TTL and widest scope it used
-    (the web layer turns it into a ``Cache-Control`` header)."""
-
-    max_age: float | None = None
-    private: bool = False
-
-    def include(self, ttl: float, scope: Scope) -> None:
-        if self.max_age is None or ttl < self.max_age:
-            self.max_age = ttl
-        if scope is Scope.PRIVATE:
-            self.private = True
 
 
 @dataclass(slots=True)
@@ -78,6 +60,9 @@ class RequestCache:
     """Told the keys of every read, e.g. to keep a tally of the hottest keys."""
     policy: CachePolicy = field(default_factory=CachePolicy)
     _memo: dict[str, Any] = field(default_factory=dict)
+    # The tag versions of every value served to this request, and whether it was found:
+    # what a subtree that consumes the value depends on (see `consumed`).
+    _stamps: dict[str, tuple[TagVersions, bool]] = field(default_factory=dict)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _batch: DataLoader[str, Any] | None = None
 
@@ -98,11 +83,57 @@ class RequestCache:
         self.policy.include(ttl, scope)
         if self.on_read is not None:
             self.on_read(keys)
-        found = await self.cache.get_many_or_load(keys, load, ttl=ttl, tags=tags)
+        found = await self._get_many(keys, load, ttl, tags)
         if any(value is None for value in found.values()):
             # A not-found answer is kept only not_found_ttl (SPEC 6.13): promise no more.
             self.policy.include(self.cache.config.not_found_ttl, scope)
         return found
+
+    async def _get_many(
+        self,
+        keys: Sequence[str],
+        load: Callable[[list[str]], Awaitable[Mapping[str, Any]]],
+        ttl: float,
+        tags: Callable[[str], Sequence[str]],
+    ) -> dict[str, Any]:
+        """The engine's read-through, remembering the versions of what it served."""
+        cache = self.cache
+        if not cache.config.enabled:
+            return await cache.get_many_or_load(keys, load, ttl=ttl, tags=tags)
+        entries = await cache.get_many_entries_or_load(keys, load, ttl=ttl, tags=tags)
+        return self._served(entries)
+
+    def _served(self, entries: Mapping[str, Entry]) -> dict[str, Any]:
+        stamps = self._stamps
+        found: dict[str, Any] = {}
+        for key, entry in entries.items():
+            stamps[key] = (entry.versions, entry.found)
+            found[key] = entry.value
+        return found
+
+    def consumed(self, key: str, ttl: float, scope: Scope) -> None:
+        """A resolver used the value of `key`: the subtrees open around it depend on it."""
+        if not consumption.is_open():
+            return
+        stamp = self._stamps.get(key)
+        if stamp is None:
+            consumption.unknown()
+            return
+        versions, found = stamp
+        if not found:
+            ttl = min(ttl, self.cache.config.not_found_ttl)
+        consumption.consume(versions, ttl, scope)
+
+    @property
+    def consuming(self) -> bool:
+        """Whether a cached subtree is open around the caller (see `consumed`)."""
+        return consumption.is_open()
+
+    def consumed_entities(self, keys: Iterable[str]) -> None:
+        """Entities (tagged with their own key, kept the default TTL) were used."""
+        if consumption.is_open():
+            for key in keys:
+                self.consumed(key, self.default_ttl, Scope.PUBLIC)
 
     def recall(self, key: str) -> tuple[bool, Any]:
         if key in self._memo:
@@ -141,9 +172,7 @@ class RequestCache:
             return loaded
 
         try:
-            return await self.cache.get_many_or_load(
-                keys, load, ttl=ttl, tags=lambda key: pending[key].tags
-            )
+            return await self._get_many(keys, load, ttl, lambda key: pending[key].tags)
         except _FailedFields as failed:
             # One field's error must not fail its batch mates. Nothing the failed loader
             # computed is stored (the engine stores a batch only when its loader returns);
@@ -259,8 +288,11 @@ class CachedField(FieldExtension):
         request = self._request(info)
         key = self.key(source, kwargs, request)
         hit, value = request.recall(key)
-        request.policy.include(self.ttl or request.default_ttl, self.scope_of(source))
+        ttl = self.ttl or request.default_ttl
+        scope = self.scope_of(source)
+        request.policy.include(ttl, scope)
         if hit:
+            request.consumed(key, ttl, scope)
             return None if value is None else self.decode(value)
         return self._fetch(request, key, lambda: next_(source, info, **kwargs), source, kwargs)
 
@@ -288,4 +320,5 @@ class CachedField(FieldExtension):
         ttl = self.ttl or request.default_ttl
         pending = _Pending(load=load, ttl=ttl, tags=self.tags_of(source, arguments))
         value = await request.load(key, pending)
+        request.consumed(key, ttl, self.scope_of(source))
         return None if value is None else self.decode(value)

@@ -31,7 +31,7 @@ from cachetools import LRUCache
 from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
 
 from cache import TagVersions, TieredCache
-from cache.strawberry.fields import CachePolicy
+from cache.strawberry.consumption import CachePolicy
 
 R = TypeVar("R")
 Outcome = Literal["hit", "miss", "skip"]

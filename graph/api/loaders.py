@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property, partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
@@ -41,6 +41,31 @@ class PageKey(NamedTuple):
     after_id: int | None
 
 
+class Entities(Generic[RecordT]):
+    """An entity loader whose callers are counted as consuming what they get: the cached
+    subtrees open around a resolver depend on the entities it loaded (see
+    cache/strawberry/consumption.py), found or not."""
+
+    def __init__(
+        self, kind: str, loader: DataLoader[int, RecordT | None], cache: RequestCache
+    ) -> None:
+        self._kind = kind
+        self._loader: DataLoader[int, RecordT | None] = loader
+        self._cache = cache
+
+    async def load(self, pk: int) -> RecordT | None:
+        record: RecordT | None = await self._loader.load(pk)
+        if self._cache.consuming:
+            self._cache.consumed_entities([keys.entity(self._kind, pk)])
+        return record
+
+    async def load_many(self, pks: Sequence[int]) -> list[RecordT | None]:
+        records: list[RecordT | None] = await self._loader.load_many(pks)
+        if self._cache.consuming:
+            self._cache.consumed_entities(keys.entity(self._kind, pk) for pk in pks)
+        return records
+
+
 def _unmemoized(load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
     """A loader that batches but does not remember within the request.
 
@@ -64,7 +89,7 @@ class Loaders:
         result: V = await self._db.read(query)
         return result
 
-    def _entities(self, record: type[RecordT], kind: str) -> DataLoader[int, RecordT | None]:
+    def _entities(self, record: type[RecordT], kind: str) -> Entities[RecordT]:
         async def load(ids: Sequence[int]) -> list[RecordT | None]:
             batch_loaded(kind, len(ids))
             # An entity's key is also its tag: `Book:42` depends on `Book:42` alone.
@@ -82,7 +107,7 @@ class Loaders:
                 None if cached[key] is None else values.decode(record, cached[key]) for key in id_of
             ]
 
-        return DataLoader(load)
+        return Entities(kind, DataLoader(load), self._cache)
 
     def _pages(self, record: type[Any], parent_column: str) -> DataLoader[PageKey, Page]:
         async def load(keys: Sequence[PageKey]) -> list[Page]:
@@ -120,19 +145,19 @@ class Loaders:
         return _unmemoized(load)
 
     @cached_property
-    def author(self) -> DataLoader[int, AuthorRecord | None]:
+    def author(self) -> Entities[AuthorRecord]:
         return self._entities(AuthorRecord, "Author")
 
     @cached_property
-    def book(self) -> DataLoader[int, BookRecord | None]:
+    def book(self) -> Entities[BookRecord]:
         return self._entities(BookRecord, "Book")
 
     @cached_property
-    def review(self) -> DataLoader[int, ReviewRecord | None]:
+    def review(self) -> Entities[ReviewRecord]:
         return self._entities(ReviewRecord, "Review")
 
     @cached_property
-    def user(self) -> DataLoader[int, UserRecord | None]:
+    def user(self) -> Entities[UserRecord]:
         return self._entities(UserRecord, "User")
 
     @cached_property

@@ -19,10 +19,12 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from cache.strawberry.subtrees import Subtrees, subtree_executor
 from graph.api.documents import DocumentCache, Documents
 from graph.api.limits import Limits, PreExecutionLimits
 from graph.api.mutations import Mutation
 from graph.api.queries import Query
+from graph.api.types import entity_at, entity_of
 from graph.observability.operations import OperationObserver
 from graph.settings import Settings
 
@@ -109,6 +111,14 @@ def build_schema(settings: Settings, *, observed: bool = True) -> Schema:
     # they exist only once the schema does; factories are called per request, so the
     # attribute is set by then. One `Limits` (one set of memos) serves every request.
     extensions.append(lambda: PreExecutionLimits(limits=schema.limits))
-    schema = Schema(query=Query, mutation=Mutation, extensions=extensions)
+    schema = Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        execution_context_class=subtree_executor(
+            # A subtree is part of a response: the same bound as a whole response.
+            Subtrees(entity_of, entity_at, max_bytes=settings.response_cache_max_bytes)
+        ),
+    )
     schema.limits = Limits(schema._schema, settings.max_cost, rules)
     return schema

@@ -22,7 +22,7 @@ from strawberry import Private
 from cache.strawberry import CachedField, Scope
 from graph.api import keys, values
 from graph.api.context import Info
-from graph.api.ids import api_id, check_first, decode_cursor, encode_cursor
+from graph.api.ids import api_id, check_first, decode_cursor, encode_cursor, parse_id
 from graph.api.lists import BooksOfAuthor, CachedList, ListSource, ReviewsOfBook, ReviewsOfUser
 from graph.api.loaders import Loaders, PageKey
 from graph.api.selection import child_fields
@@ -341,6 +341,8 @@ class Review:
 
 @strawberry.type
 class User:
+    KIND: ClassVar[str] = keys.USERS
+
     id: strawberry.ID
     name: str
     pk: Private[int]
@@ -359,3 +361,23 @@ class User:
 
 
 NODE_TYPES: dict[str, Any] = {keys.AUTHORS: Author, keys.BOOKS: Book, keys.REVIEWS: Review}
+ENTITIES = (Author, Book, Review, User)
+LOOKUPS = {"author": keys.AUTHORS, "book": keys.BOOKS, "review": keys.REVIEWS}
+
+
+def entity_of(parent_type: str, field: str, value: Any) -> str | None:
+    """The entity key an object's completed subtree is cached under (see
+    cache/strawberry/subtrees.py): every object of these types is built from its
+    entity's cached record by a loader, except the viewer `me` returns, built from the
+    signed-in user (and cached as `me`'s own value)."""
+    if type(value) not in ENTITIES or (parent_type == "Query" and field == "me"):
+        return None
+    return keys.entity(value.KIND, value.pk)
+
+
+def entity_at(parent_type: str, field: str, arguments: Mapping[str, Any]) -> str | None:
+    """The entity a root lookup by id returns when it exists (`book(id:)`, ...)."""
+    kind = LOOKUPS.get(field) if parent_type == "Query" else None
+    given = arguments.get("id")
+    pk = parse_id(given) if kind is not None and isinstance(given, str) else None
+    return None if kind is None or pk is None else keys.entity(kind, pk)

@@ -56,18 +56,32 @@ async def test_cache_off_reads_the_database_every_time(truth: Api) -> None:
         assert len(statements) == 4  # page ids, books, authors, review aggregates
 
 
+@pytest.fixture(params=["whole responses", "fields and subtrees"])
+async def subject(
+    request: pytest.FixtureRequest, cached_settings: Settings, cached_api: Api
+) -> AsyncIterator[Api]:
+    """The cached instance, with the whole-response cache on, and off (every answer is
+    then executed from cached fields and cached subtrees)."""
+    if request.param == "whole responses":
+        yield cached_api
+        return
+    settings = cached_settings.model_copy(update={"response_cache": False})
+    async with running_api(settings, cached_api.tokens) as api:
+        yield api
+
+
 @pytest.mark.parametrize("name", list(WRITES))
-async def test_a_write_is_visible_to_the_next_read(name: str, cached_api: Api, truth: Api) -> None:
-    before = await answers(truth, cached_api.tokens, limit=1)
-    await warm(cached_api)
+async def test_a_write_is_visible_to_the_next_read(name: str, subject: Api, truth: Api) -> None:
+    before = await answers(truth, subject.tokens, limit=1)
+    await warm(subject)
     for query, variables, who in WRITES[name]:
         # Everything is cached when each write lands (the first pass filled, this one
         # reads back), so a write that fails to invalidate leaves a stale answer behind.
-        await warm(cached_api)
-        await cached_api.data(query, variables, cached_api.tokens[who])
-    after = await answers(truth, cached_api.tokens, limit=1)
+        await warm(subject)
+        await subject.data(query, variables, subject.tokens[who])
+    after = await answers(truth, subject.tokens, limit=1)
     assert differences(after, before), f"{name}: no probe shows this write, so it proves nothing"
-    await assert_same_answers(cached_api, truth)
+    await assert_same_answers(subject, truth)
 
 
 async def test_a_write_keeps_unrelated_entries(cached_api: Api) -> None:

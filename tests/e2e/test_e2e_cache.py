@@ -63,13 +63,22 @@ class Deployment:
     def admin(self) -> str:
         return self.tokens[0]
 
-    def server(self, name: str, *, cache: str = "on", redis_url: str | None = None) -> Server:
+    def server(
+        self,
+        name: str,
+        *,
+        cache: str = "on",
+        redis_url: str | None = None,
+        response_cache: bool = True,
+    ) -> Server:
         env = server_env(
             self.database_url,
             (redis_url or self.redis_url) if cache == "on" else None,
             self.key_prefix,
             cache=cache,
         )
+        if not response_cache:  # every answer executed, from cached fields and subtrees
+            env["STRATA_RESPONSE_CACHE"] = "false"
         return Server(name, env, self.log_dir)
 
 
@@ -246,11 +255,15 @@ ADD_REVIEW = """mutation ($in: ReviewInput!) { addReview(input: $in) { id } }"""
 
 
 @pytest.mark.slow
-async def test_race_then_every_cached_read_equals_the_database(deployment: Deployment) -> None:
+@pytest.mark.parametrize("response_cache", [True, False], ids=["responses", "subtrees"])
+async def test_race_then_every_cached_read_equals_the_database(
+    deployment: Deployment, response_cache: bool
+) -> None:
     seed = random.randrange(1 << 30)
     print(f"\nrace seed {seed}")
     tokens = deployment.tokens
-    a, b = deployment.server("A"), deployment.server("B")
+    a = deployment.server("A", response_cache=response_cache)
+    b = deployment.server("B", response_cache=response_cache)
     c = deployment.server("C", cache="off")
     writes, reads = Tally(), Tally()
     stop = asyncio.Event()
@@ -322,10 +335,14 @@ async def test_race_then_every_cached_read_equals_the_database(deployment: Deplo
 
 
 @pytest.mark.slow
-async def test_private_values_never_reach_another_viewer(deployment: Deployment) -> None:
+@pytest.mark.parametrize("response_cache", [True, False], ids=["responses", "subtrees"])
+async def test_private_values_never_reach_another_viewer(
+    deployment: Deployment, response_cache: bool
+) -> None:
     _, alice, bob = deployment.tokens
     viewers: list[tuple[str, str | None]] = [("anonymous", None), ("alice", alice), ("bob", bob)]
-    a, b = deployment.server("A"), deployment.server("B")
+    a = deployment.server("A", response_cache=response_cache)
+    b = deployment.server("B", response_cache=response_cache)
     c = deployment.server("C", cache="off")
     ever_owned: dict[str, set[str]] = {"alice": set(), "bob": set()}
     ids: dict[str, str] = {}

@@ -19,8 +19,8 @@ from typing import Any
 
 from prometheus_client import Counter
 from starlette.authentication import AuthenticationError
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 from strawberry.types import ExecutionResult
 
 from cache.strawberry.response_cache import Fresh, Hit, Operation, Outcome, StoredResponse
@@ -28,7 +28,8 @@ from graph.api.errors import ErrorCode
 from graph.observability.operations import OperationStats, observing_operation, report
 from graph.services import Services
 from graph.web import results
-from graph.web.auth import CHALLENGE, BearerTokens, viewer_of
+from graph.web.auth import CHALLENGE, BearerTokens
+from graph.web.exchange import Exchange, Reply
 from graph.web.execution import Execution
 from graph.web.http_caching import (
     NO_STORE,
@@ -50,17 +51,21 @@ from models import UserRecord
 # Strawberry's GraphiQL page with its assets vendored under /static/graphiql (no CDN), read
 # once: it never changes while the process runs.
 GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
+GRAPHIQL_BYTES = GRAPHIQL_HTML.encode()
 
 METHODS = ("GET", "HEAD", "POST")
 
 
 class GraphQLEndpoint:
+    """/graphql as an ASGI app (the app calls it in front of its routing, see app.py)."""
+
     def __init__(self, services: Services, backend: BearerTokens) -> None:
         self.services = services
         self.backend = backend
         self.responses = services.responses
         self.execution = Execution(services)
         self.graphiql = services.settings.graphiql
+        self.max_body_bytes = services.settings.max_body_bytes
         self.expose_stats = services.settings.cache_stats_exposed
         self.revalidate = services.settings.http_cache == "revalidate"
         # Label lookups done once: prometheus_client's `labels()` takes a lock each time.
@@ -71,23 +76,30 @@ class GraphQLEndpoint:
             outcome: counter.labels(result=outcome) for outcome in ("hit", "miss", "skip")
         }
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            reply = await self.handle(Exchange.of(scope, receive))
+        except ClientDisconnect:
+            return  # nobody is left to answer
+        await reply.send(send)
+
+    async def handle(self, request: Exchange) -> Reply:
         started = time.perf_counter()
         media_type = response_media_type(request)
         with observing_operation(self.services.cache) as stats:
             try:
-                response = await self._answer(request, media_type, stats)
+                reply = await self._answer(request, media_type, stats)
             except RequestError as error:
                 return self._refuse(error, media_type)
             if stats.response is not None:  # an operation ran or was replayed
                 report(stats, self.services.metrics)
         self._latency[request.method].observe(time.perf_counter() - started)
-        return response
+        return reply
 
-    async def _answer(self, request: Request, media_type: str, stats: OperationStats) -> Response:
+    async def _answer(self, request: Exchange, media_type: str, stats: OperationStats) -> Reply:
         if self.graphiql and request.method in SAFE_METHODS and wants_ide(request):
-            return HTMLResponse(GRAPHIQL_HTML)
-        params = await read_params(request, self.services.settings.max_body_bytes)
+            return Reply(200, GRAPHIQL_BYTES, "text/html")
+        params = await read_params(request, self.max_body_bytes)
         viewer = await self._identify(request)
         params = await with_document(params, self.services.persisted)
         operation = Operation(
@@ -105,25 +117,24 @@ class GraphQLEndpoint:
             return self._replay(request, answer.response, media_type, stats)
         return self._fresh(request, answer, media_type)
 
-    async def _identify(self, request: Request) -> UserRecord | None:
+    async def _identify(self, request: Exchange) -> UserRecord | None:
         try:
-            await self.backend.identify(request)
+            return await self.backend.identify_scope(request.scope, request.authorization)
         except AuthenticationError as error:  # a malformed header or an unknown token
             raise RequestError(
                 401, str(error), "bad_token", code=ErrorCode.UNAUTHENTICATED, headers=CHALLENGE
             ) from None
-        return viewer_of(request)
 
     def _replay(
-        self, request: Request, stored: StoredResponse, media_type: str, stats: OperationStats
-    ) -> Response:
+        self, request: Exchange, stored: StoredResponse, media_type: str, stats: OperationStats
+    ) -> Reply:
         body = stored.body
         if self.expose_stats:
             body = results.with_extensions(body, {"cache": {**stats.report(), "tier": stored.tier}})
         cache_control, etag = stored_headers(stored, self.revalidate)
         return cacheable_response(request, body, 200, media_type, cache_control, etag)
 
-    def _fresh(self, request: Request, answer: Fresh[ExecutionResult], media_type: str) -> Response:
+    def _fresh(self, request: Exchange, answer: Fresh[ExecutionResult], media_type: str) -> Reply:
         executed = answer.executed
         if answer.stored is not None:
             cache_control, etag = stored_headers(answer.stored, self.revalidate)
@@ -144,11 +155,11 @@ class GraphQLEndpoint:
             etag,
         )
 
-    def _refuse(self, error: RequestError, media_type: str) -> Response:
+    def _refuse(self, error: RequestError, media_type: str) -> Reply:
         self.services.metrics.rejected_requests.labels(reason=error.reason).inc()
-        return Response(
+        return Reply(
+            error.status,
             results.error_body(error.message, error.code),
-            status_code=error.status,
-            media_type=media_type,
-            headers={"Cache-Control": NO_STORE, **error.headers},
+            media_type,
+            {"Cache-Control": NO_STORE, **error.headers},
         )

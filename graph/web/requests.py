@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import HTTPConnection, Request
+from starlette.datastructures import QueryParams
 
 from cache.strawberry.persisted_queries import (
     PersistedQueries,
@@ -22,6 +22,7 @@ from cache.strawberry.persisted_queries import (
     names_a_hash,
 )
 from graph.api.errors import ErrorCode
+from graph.web.exchange import Exchange
 from graph.web.http_caching import SAFE_METHODS
 
 JSON = "application/json"
@@ -60,13 +61,12 @@ class GraphQLParams:
     extensions: dict[str, Any] | None
 
 
-def response_media_type(request: HTTPConnection) -> str:
-    accept = request.headers.get("accept", "")
-    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accept else JSON
+def response_media_type(request: Exchange) -> str:
+    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in request.accept else JSON
 
 
-def wants_ide(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+def wants_ide(request: Exchange) -> bool:
+    return "text/html" in request.accept and "query" not in QueryParams(request.query_string)
 
 
 def _json_object(raw: str | bytes, what: str, reason: str) -> dict[str, Any] | None:
@@ -110,8 +110,8 @@ def _params(data: Mapping[str, Any]) -> GraphQLParams:
     return GraphQLParams(query, variables, operation_name, extensions)
 
 
-def params_from_query_string(request: Request) -> GraphQLParams:
-    args = request.query_params
+def params_from_query_string(request: Exchange) -> GraphQLParams:
+    args = QueryParams(request.query_string)
     data: dict[str, Any] = {"query": args.get("query"), "operationName": args.get("operationName")}
     for name in ("variables", "extensions"):
         if args.get(name):
@@ -119,23 +119,21 @@ def params_from_query_string(request: Request) -> GraphQLParams:
     return _params(data)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
-        # The server frames the body by its Content-Length: it cannot run past the limit.
-        return await request.body()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
-    return bytes(body)
+async def _read_body(request: Exchange, limit: int) -> bytes:
+    declared = request.content_length
+    # A declared length over the limit is refused before reading; without one (chunked),
+    # reading stops as soon as the body runs past it.
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        body = None
+    else:
+        body = await request.body(limit)
+    if body is None:
+        raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
+    return body
 
 
-async def params_from_body(request: Request, limit: int) -> GraphQLParams:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+async def params_from_body(request: Exchange, limit: int) -> GraphQLParams:
+    media_type = request.content_type.split(";")[0].strip().lower()
     if media_type not in (JSON, GRAPHQL_DOCUMENT):
         raise RequestError(
             415,
@@ -170,7 +168,7 @@ async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> G
     return params if query is params.query else dataclasses.replace(params, query=query)
 
 
-async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
+async def read_params(request: Exchange, max_body_bytes: int) -> GraphQLParams:
     """The operation a GET, HEAD or POST asks for."""
     if request.method in SAFE_METHODS:
         return params_from_query_string(request)

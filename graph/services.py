@@ -102,7 +102,7 @@ class Services:
         schema = build_schema(settings)
         namespace = cache_namespace(settings.cache_prefix, schema)
         db = Database(settings.database_url)
-        metrics = Metrics()
+        metrics = Metrics(enabled=settings.metrics)
         count_sql(db.engine, metrics)
         cache = TieredCache(cache_config(settings, namespace))
         activity = Activity()

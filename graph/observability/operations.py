@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from cache import Observation, TieredCache
+from graph.observability.logs import JsonLines
 from graph.observability.metrics import Metrics
 
 LOGGER = "strata.operation"
@@ -115,18 +116,23 @@ def count_sql(engine: AsyncEngine, metrics: Metrics) -> None:
     event.listen(engine.sync_engine, "after_cursor_execute", after)
 
 
-def report(stats: OperationStats, metrics: Metrics) -> None:
+def report(stats: OperationStats, metrics: Metrics, lines: JsonLines | None = None) -> None:
     """The operation ended: its figures in the Prometheus series, and one log line when
-    the log level lets it through (its dict is not even built otherwise)."""
-    metrics.operation_timer(stats.type, stats.response or "none").observe(stats.seconds())
-    if stats.response != "hit":  # a hit never reaches the database
-        metrics.sql_per_operation.observe(stats.sql_statements)
-    for loader, sizes in stats.batches.items():
-        histogram = metrics.batch_size.labels(loader=loader)
-        for size in sizes:
-            histogram.observe(size)
+    the log level lets it through (its dict is not even built otherwise), written by
+    `lines` when given."""
+    if metrics.enabled:
+        metrics.operation_timer(stats.type, stats.response or "none").observe(stats.seconds())
+        if stats.response != "hit":  # a hit never reaches the database
+            metrics.sql_per_operation.observe(stats.sql_statements)
+        for loader, sizes in stats.batches.items():
+            histogram = metrics.batch_size.labels(loader=loader)
+            for size in sizes:
+                histogram.observe(size)
     if _stdlib_log.isEnabledFor(logging.INFO):
-        log.info("operation", **stats.report())
+        if lines is not None:
+            lines.emit(stats.report(), "operation", "info")
+        else:
+            log.info("operation", **stats.report())
 
 
 class OperationObserver(SchemaExtension):

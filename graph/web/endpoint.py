@@ -25,6 +25,9 @@ from strawberry.types import ExecutionResult
 
 from cache.strawberry.response_cache import Fresh, Hit, Operation, Outcome, StoredResponse
 from graph.api.errors import ErrorCode
+from graph.observability.counting import Unobserved
+from graph.observability.logs import json_lines
+from graph.observability.metrics import UNOBSERVED
 from graph.observability.operations import OperationStats, observing_operation, report
 from graph.services import Services
 from graph.web import results
@@ -68,12 +71,17 @@ class GraphQLEndpoint:
         self.max_body_bytes = services.settings.max_body_bytes
         self.expose_stats = services.settings.cache_stats_exposed
         self.revalidate = services.settings.http_cache == "revalidate"
+        self.log_lines = json_lines(services.settings)
         # Label lookups done once: prometheus_client's `labels()` takes a lock each time.
-        histogram = services.metrics.request_seconds
-        self._latency = {method: histogram.labels(method=method) for method in METHODS}
-        counter = services.metrics.response_cache
-        self._outcomes: dict[Outcome, Counter] = {
-            outcome: counter.labels(result=outcome) for outcome in ("hit", "miss", "skip")
+        metrics = services.metrics
+        histogram = metrics.request_seconds
+        self._latency = {
+            method: metrics.histogram_child(histogram.labels(method=method)) for method in METHODS
+        }
+        counter = metrics.response_cache
+        self._outcomes: dict[Outcome, Counter | Unobserved] = {
+            outcome: counter.labels(result=outcome) if metrics.enabled else UNOBSERVED
+            for outcome in ("hit", "miss", "skip")
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,7 +100,7 @@ class GraphQLEndpoint:
             except RequestError as error:
                 return self._refuse(error, media_type)
             if stats.response is not None:  # an operation ran or was replayed
-                report(stats, self.services.metrics)
+                report(stats, self.services.metrics, self.log_lines)
         self._latency[request.method].observe(time.perf_counter() - started)
         return reply
 

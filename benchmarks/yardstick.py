@@ -20,6 +20,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -373,7 +374,10 @@ class Query:
 def schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
-        extensions=[ParserCache(maxsize=CACHE_SIZE), ValidationCache(maxsize=CACHE_SIZE)],
+        extensions=[
+            partial(ParserCache, maxsize=CACHE_SIZE),
+            partial(ValidationCache, maxsize=CACHE_SIZE),
+        ],
     )
 
 

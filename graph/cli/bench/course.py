@@ -16,7 +16,7 @@ from graph.cli.bench import plan as plans
 from graph.cli.bench.config import YARDSTICK_RUNS, BenchConfig, Step
 from graph.cli.bench.provenance import failed_run
 from graph.cli.bench.scrape import SERVER_FIGURES, scrape, server_figures
-from graph.cli.bench.server import ServerProcess, Tokens, yardstick_serve
+from graph.cli.bench.server import YARDSTICK_READY, ServerProcess, Tokens, yardstick_serve
 
 
 def step_seconds(step: Step, pause: float) -> float:
@@ -49,10 +49,11 @@ class Course:
         self.done = 0.0
 
     def server(self, name: str, env: dict[str, str], phase: str) -> ServerProcess:
-        program = yardstick_serve if phase == "yardstick" else None
         log = self.work / f"server-{name}.log"
         args = (env, self.config.workers, log, self.server_cpus, self.tokens.admin)
-        return ServerProcess(*args, program=program) if program else ServerProcess(*args)
+        if phase == "yardstick":
+            return ServerProcess(*args, program=yardstick_serve, ready_path=YARDSTICK_READY)
+        return ServerProcess(*args)
 
     def phase(
         self, phase: str, env: dict[str, str], steps: list[Step], catalogue: plans.Catalogue

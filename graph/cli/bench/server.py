@@ -87,6 +87,9 @@ def strata_serve(port: int, workers: int) -> list[str]:
     ]
 
 
+YARDSTICK_READY = "/graphql?query=%7B__typename%7D"  # it has no /healthz: a query instead
+
+
 def yardstick_serve(port: int, _workers: int) -> list[str]:
     """benchmarks/yardstick.py, run from the checkout (it is not part of the package)."""
     return [
@@ -112,8 +115,10 @@ class ServerProcess:
         cpus: str | None,
         admin_token: str,
         program: Callable[[int, int], list[str]] = strata_serve,
+        ready_path: str = "/healthz",
     ) -> None:
         self.program = program
+        self.ready_path = ready_path
         self.env = dict(env)
         self.admin_token = admin_token
         """Sent to /metrics, which is an operator surface in production."""
@@ -147,14 +152,16 @@ class ServerProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the server did not answer /healthz in time:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"the server did not answer {self.ready_path} in time:\n{self.log_tail()}"
+        )
 
     def cpu_seconds(self) -> float | None:
         """User and system CPU time the server process has used so far (Linux)."""

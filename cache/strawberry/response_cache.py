@@ -100,6 +100,15 @@ class Executed(Generic[R]):
     result: R
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An operation's key (None: its response is never stored) and its name, as the
+    client gave it or as its document says."""
+
+    key: str | None
+    name: str | None
+
+
 @dataclass(slots=True)
 class Hit:
     response: StoredResponse
@@ -174,18 +183,21 @@ class ResponseCache:
         self._scopes: LRUCache[str, bool] = LRUCache(NORMALIZED_DOCUMENTS)
 
     async def answer(
-        self, operation: Operation, execute: Callable[[], Awaitable[Executed[R]]]
+        self,
+        operation: Operation,
+        execute: Callable[[], Awaitable[Executed[R]]],
+        prepared: Prepared | None = None,
     ) -> Hit | Fresh[R]:
         """The stored response of `operation`, or a fresh one from `execute`, kept for the
-        next asker when it may be."""
-        document = self._document(operation)
-        key = None if document is None else self._key(document, operation)
-        if document is None or key is None:
-            # Nothing will be stored: no need to record what execution reads.
+        next asker when it may be. `prepared`: what `prepare` said of the same operation."""
+        if prepared is None:
+            prepared = self.prepare(operation)
+        key = prepared.key
+        if key is None:  # nothing will be stored: no need to record what execution reads
             return Fresh(await execute(), None)
         stored = await self.lookup(key, operation.viewer)
         if stored is not None:
-            return Hit(stored, document.name_of(operation.operation_name))
+            return Hit(stored, prepared.name)
         with self._cache.recording() as recorder:
             executed = await execute()
         kept = await self.store(key, operation.viewer, executed, recorder.tag_versions)
@@ -193,8 +205,16 @@ class ResponseCache:
 
     def key_of(self, operation: Operation) -> str | None:
         """The key of an operation whose response may be cached, else None."""
+        return self.prepare(operation).key
+
+    def prepare(self, operation: Operation) -> Prepared:
+        """What a lookup needs of an operation. It depends on the operation's text alone
+        (document, name, variables; not the viewer), so a caller that sees the same text
+        again may keep it and hand it back to `answer`."""
         document = self._document(operation)
-        return None if document is None else self._key(document, operation)
+        if document is None:
+            return Prepared(None, operation.operation_name)
+        return Prepared(self._key(document, operation), document.name_of(operation.operation_name))
 
     def _document(self, operation: Operation) -> _Normalized | None:
         """The normalized document of an operation that may be cached, else None."""

@@ -17,13 +17,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from prometheus_client import Counter
 from starlette.authentication import AuthenticationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 from strawberry.types import ExecutionResult
 
-from cache.strawberry.response_cache import Fresh, Hit, Operation, Outcome, StoredResponse
+from cache.strawberry.response_cache import (
+    Fresh,
+    Hit,
+    Operation,
+    Outcome,
+    Prepared,
+    StoredResponse,
+)
 from graph.api.errors import ErrorCode
 from graph.observability.counting import Unobserved
 from graph.observability.logs import json_lines
@@ -43,8 +51,10 @@ from graph.web.http_caching import (
     stored_headers,
 )
 from graph.web.requests import (
+    GraphQLParams,
     RequestError,
-    read_params,
+    parse_params,
+    raw_params,
     response_media_type,
     wants_ide,
     with_document,
@@ -57,6 +67,11 @@ GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text(e
 GRAPHIQL_BYTES = GRAPHIQL_HTML.encode()
 
 METHODS = ("GET", "HEAD", "POST")
+# Repeated requests remembered (see GraphQLEndpoint._known), bounded by the bytes they
+# hold: requests up to KNOWN_REQUEST_BYTES long, KNOWN_REQUESTS_BYTES in all.
+KNOWN_REQUEST_BYTES = 16 * 1024
+KNOWN_REQUESTS_BYTES = 8 * 1024 * 1024
+ENTRY_OVERHEAD = 512  # the key tuple, the parameters and the prepared key beside the text
 
 
 class GraphQLEndpoint:
@@ -72,6 +87,14 @@ class GraphQLEndpoint:
         self.expose_stats = services.settings.cache_stats_exposed
         self.revalidate = services.settings.http_cache == "revalidate"
         self.log_lines = json_lines(services.settings)
+        # Requests seen before, by what their parameters were read from: those parameters
+        # and what the response cache prepared for them are pure functions of those bytes,
+        # so a repeated request skips parsing them and building its key. Client bytes:
+        # bounded in bytes. Requests using persisted queries are never kept (their
+        # document comes from the store, not from the bytes).
+        self._known: LRUCache[tuple[str, bytes], tuple[GraphQLParams, Prepared, int]] = LRUCache(
+            KNOWN_REQUESTS_BYTES, getsizeof=lambda known: known[2]
+        )
         # Label lookups done once: prometheus_client's `labels()` takes a lock each time.
         metrics = services.metrics
         histogram = metrics.request_seconds
@@ -107,17 +130,30 @@ class GraphQLEndpoint:
     async def _answer(self, request: Exchange, media_type: str, stats: OperationStats) -> Reply:
         if self.graphiql and request.method in SAFE_METHODS and wants_ide(request):
             return Reply(200, GRAPHIQL_BYTES, "text/html")
-        params = await read_params(request, self.max_body_bytes)
-        viewer = await self._identify(request)
-        params = await with_document(params, self.services.persisted)
+        source = await raw_params(request, self.max_body_bytes)
+        known = self._known.get(source)
+        if known is None:
+            params = parse_params(*source)
+            viewer = await self._identify(request)
+            params = await with_document(params, self.services.persisted)
+        else:
+            params = known[0]
+            viewer = await self._identify(request)
         operation = Operation(
             params.query,
             params.operation_name,
             params.variables,
             None if viewer is None else str(viewer.id),
         )
+        if known is None:
+            prepared = self.responses.prepare(operation)
+            if params.extensions is None and len(source[1]) <= KNOWN_REQUEST_BYTES:
+                # Counted twice over: the bytes, and the parameters parsed from them.
+                self._known[source] = (params, prepared, 2 * len(source[1]) + ENTRY_OVERHEAD)
+        else:
+            prepared = known[1]
         execute = partial(self.execution.run, params, viewer, request.method)
-        answer = await self.responses.answer(operation, execute)
+        answer = await self.responses.answer(operation, execute, prepared)
         stats.response = answer.outcome
         self._outcomes[answer.outcome].inc()
         if isinstance(answer, Hit):

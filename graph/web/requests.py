@@ -28,6 +28,7 @@ from graph.web.http_caching import SAFE_METHODS
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 GRAPHQL_DOCUMENT = "application/graphql"
+QUERY_STRING = "query-string"  # where GET and HEAD carry their parameters
 # How deep variables may nest: far past any input type of the schema, far short of where
 # encoders and recursive coercion give up (orjson refuses past its own fixed depth).
 MAX_VARIABLE_DEPTH = 32
@@ -110,8 +111,8 @@ def _params(data: Mapping[str, Any]) -> GraphQLParams:
     return GraphQLParams(query, variables, operation_name, extensions)
 
 
-def params_from_query_string(request: Exchange) -> GraphQLParams:
-    args = QueryParams(request.query_string)
+def params_from_query_string(query_string: bytes) -> GraphQLParams:
+    args = QueryParams(query_string)
     data: dict[str, Any] = {"query": args.get("query"), "operationName": args.get("operationName")}
     for name in ("variables", "extensions"):
         if args.get(name):
@@ -132,7 +133,12 @@ async def _read_body(request: Exchange, limit: int) -> bytes:
     return body
 
 
-async def params_from_body(request: Exchange, limit: int) -> GraphQLParams:
+async def raw_params(request: Exchange, limit: int) -> tuple[str, bytes]:
+    """What a request's parameters are read from: `(QUERY_STRING, the query string)` for
+    GET and HEAD, `(media type, body)` for POST (the media type checked, the body read
+    within `limit`). `parse_params` gives the same parameters for the same pair."""
+    if request.method in SAFE_METHODS:
+        return QUERY_STRING, request.query_string
     media_type = request.content_type.split(";")[0].strip().lower()
     if media_type not in (JSON, GRAPHQL_DOCUMENT):
         raise RequestError(
@@ -140,13 +146,18 @@ async def params_from_body(request: Exchange, limit: int) -> GraphQLParams:
             f"Content-Type must be {JSON} (or {GRAPHQL_DOCUMENT})",
             "unsupported_media_type",
         )
-    body = await _read_body(request, limit)
-    if media_type == GRAPHQL_DOCUMENT:
+    return media_type, await _read_body(request, limit)
+
+
+def parse_params(source: str, raw: bytes) -> GraphQLParams:
+    if source == QUERY_STRING:
+        return params_from_query_string(raw)
+    if source == GRAPHQL_DOCUMENT:
         try:
-            return GraphQLParams(body.decode(), None, None, None)
+            return GraphQLParams(raw.decode(), None, None, None)
         except UnicodeDecodeError:
             raise RequestError(400, "body is not valid UTF-8", "malformed_body") from None
-    data = _json_object(body, "body", "malformed_json")
+    data = _json_object(raw, "body", "malformed_json")
     if data is None:
         raise RequestError(400, "body must be a JSON object", "malformed_json")
     return _params(data)
@@ -170,6 +181,4 @@ async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> G
 
 async def read_params(request: Exchange, max_body_bytes: int) -> GraphQLParams:
     """The operation a GET, HEAD or POST asks for."""
-    if request.method in SAFE_METHODS:
-        return params_from_query_string(request)
-    return await params_from_body(request, max_body_bytes)
+    return parse_params(*await raw_params(request, max_body_bytes))

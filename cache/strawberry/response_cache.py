@@ -180,7 +180,9 @@ class ResponseCache:
             NORMALIZED_BYTES, getsizeof=lambda normalized: normalized.size
         )
         # Whether each operation's response was private, so a hit costs one lookup, not two.
-        self._scopes: LRUCache[str, bool] = LRUCache(NORMALIZED_DOCUMENTS)
+        # A hint (a key names its scope: a wrong or forgotten hint costs a lookup, never
+        # a wrong answer), so a plain dict dropping its oldest entry beyond the bound.
+        self._scopes: dict[str, bool] = {}
 
     async def answer(
         self,
@@ -328,7 +330,10 @@ class ResponseCache:
         if len(executed.body) + stamps > self._max_bytes:
             return None
         scope = self.viewer_scope(viewer) if policy.private else PUBLIC
-        self._scopes[key] = policy.private
+        scopes = self._scopes
+        scopes[key] = policy.private
+        if len(scopes) > NORMALIZED_DOCUMENTS:
+            del scopes[next(iter(scopes))]
         response = StoredResponse(
             executed.body, policy.max_age, policy.private, fingerprint(executed.body)
         )

@@ -11,6 +11,7 @@ would, on the same stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -103,7 +104,8 @@ class JsonLines:
 
     def flush(self) -> None:
         self._flush_pending = False
-        self._buffer.flush()
+        with contextlib.suppress(ValueError):  # the stream was closed meanwhile (at exit)
+            self._buffer.flush()
 
     def _timestamp(self) -> str:
         """`datetime.now(UTC).isoformat()` with `Z` for `+00:00`, formatted from the

@@ -71,6 +71,7 @@ METHODS = ("GET", "HEAD", "POST")
 # hold: requests up to KNOWN_REQUEST_BYTES long, KNOWN_REQUESTS_BYTES in all.
 KNOWN_REQUEST_BYTES = 16 * 1024
 KNOWN_REQUESTS_BYTES = 8 * 1024 * 1024
+REPLIES_BYTES = 16 * 1024 * 1024
 ENTRY_OVERHEAD = 512  # the key tuple, the parameters and the prepared key beside the text
 
 
@@ -92,6 +93,11 @@ class GraphQLEndpoint:
         # so a repeated request skips parsing them and building its key. Client bytes:
         # bounded in bytes. Requests using persisted queries are never kept (their
         # document comes from the store, not from the bytes).
+        # Replies replaying a stored response (Exchange.send never changes one), bounded
+        # by the bytes of their bodies, mostly the very bytes the memory tier holds.
+        self._replies: LRUCache[tuple[str, float, bool, str, str], Reply] = LRUCache(
+            REPLIES_BYTES, getsizeof=lambda reply: len(reply.body) + ENTRY_OVERHEAD
+        )
         self._known: LRUCache[tuple[str, bytes], tuple[GraphQLParams, Prepared, int]] = LRUCache(
             KNOWN_REQUESTS_BYTES, getsizeof=lambda known: known[2]
         )
@@ -175,8 +181,21 @@ class GraphQLEndpoint:
         body = stored.body
         if self.expose_stats:
             body = results.with_extensions(body, {"cache": {**stats.report(), "tier": stored.tier}})
+        elif request.if_none_match is None:
+            return self._stored_reply(request, stored, media_type)
         cache_control, etag = stored_headers(stored, self.revalidate)
         return cacheable_response(request, body, 200, media_type, cache_control, etag)
+
+    def _stored_reply(self, request: Exchange, stored: StoredResponse, media_type: str) -> Reply:
+        """The reply replaying `stored` to a request with no If-None-Match: built once for
+        each stored response and way of asking (its headers depend on nothing else)."""
+        key = (stored.fingerprint, stored.max_age, stored.private, media_type, request.method)
+        reply = self._replies.get(key)
+        if reply is None:
+            cache_control, etag = stored_headers(stored, self.revalidate)
+            reply = cacheable_response(request, stored.body, 200, media_type, cache_control, etag)
+            self._replies[key] = reply
+        return reply
 
     def _fresh(self, request: Exchange, answer: Fresh[ExecutionResult], media_type: str) -> Reply:
         executed = answer.executed

@@ -82,8 +82,14 @@ class Reply:
     body: bytes = b""
     media_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    _raw: list[tuple[bytes, bytes]] | None = None  # built once: a reply may be sent again
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        if self._raw is None:
+            self._raw = self._encoded_headers()
+        return self._raw
+
+    def _encoded_headers(self) -> list[tuple[bytes, bytes]]:
         raw = [
             (name.lower().encode("latin-1"), v.encode("latin-1"))
             for name, v in self.headers.items()

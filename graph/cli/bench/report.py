@@ -146,6 +146,8 @@ def charts(document: dict[str, Any], out: Path) -> list[Path]:
 
     phases = list(document["phases"])
     paths: list[Path] = []
+    if not phases:  # only the yardstick or the hit-path section ran: no phase to chart
+        return paths
     for metric, title, ylabel, filename in (
         ("rps", "Requests per second by phase (log scale)", "requests/s", "bench-rps.png"),
         ("p99", "p99 latency by phase (log scale)", "ms", "bench-p99.png"),

@@ -22,6 +22,7 @@ from graph.api.context import Context
 from graph.api.errors import bad_input
 from graph.api.schema import build_schema
 from graph.observability.activity import Activity
+from graph.observability.logs import JsonLines, json_lines
 from graph.observability.metrics import Metrics, tag_kind
 from graph.observability.operations import count_sql, tags_invalidated
 from graph.settings import Settings
@@ -95,6 +96,8 @@ class Services:
     responses: ResponseCache
     persisted: PersistedQueries
     activity: Activity
+    # The writer of the operation log lines (None: console logs, through structlog).
+    operation_lines: JsonLines | None = None
     _sync: asyncio.Task[None] | None = None
 
     @classmethod
@@ -119,6 +122,7 @@ class Services:
                 max_tokens=settings.max_tokens,
             ),
             activity=activity,
+            operation_lines=json_lines(settings),
         )
 
     async def start(self) -> None:
@@ -147,6 +151,8 @@ class Services:
                 await self._sync
         await self.cache.close()
         await self.db.dispose()
+        if self.operation_lines is not None:
+            self.operation_lines.flush()
 
     def context(self, viewer: UserRecord | None) -> Context:
         request_cache = RequestCache(

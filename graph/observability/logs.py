@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import sys
 import time
@@ -25,6 +26,7 @@ from graph.settings import Settings
 
 HANDLER_NAME = "strata"
 FLUSH_SECONDS = 0.1  # how long an operation line may wait in the buffer
+BUFFER_BYTES = 64 * 1024  # the buffer given to a stream that has none
 
 
 def _dumps(value: object, **_kwargs: object) -> str:
@@ -84,12 +86,19 @@ class JsonLines:
     stream: its text layer writes through the same buffer), which writes whenever it is
     full, and at the latest FLUSH_SECONDS after a line: one system call for many lines
     instead of one each (flushing at every turn of the event loop still cost a system
-    call every request or two under load)."""
+    call every request or two under load). A stream with no buffer under it (stderr
+    with PYTHONUNBUFFERED set, as container images often have) gets one of its own on
+    the same file descriptor: there, a line can reach the file up to FLUSH_SECONDS after
+    lines other loggers wrote later."""
 
     __slots__ = ("_buffer", "_flush_pending", "_second", "_stamp")
 
     def __init__(self, stream: TextIO) -> None:
-        self._buffer: BinaryIO = stream.buffer
+        buffer: BinaryIO = stream.buffer
+        if isinstance(buffer, io.RawIOBase):  # every write would be a system call
+            raw = io.FileIO(buffer.fileno(), "wb", closefd=False)
+            buffer = io.BufferedWriter(raw, BUFFER_BYTES)  # type: ignore[assignment]
+        self._buffer = buffer
         self._flush_pending = False
         self._second = -1
         self._stamp = ""
@@ -105,6 +114,7 @@ class JsonLines:
                 self.flush()
 
     def flush(self) -> None:
+        """Writes what the buffer holds (also called when the app shuts down)."""
         self._flush_pending = False
         with contextlib.suppress(ValueError):  # the stream was closed meanwhile (at exit)
             self._buffer.flush()

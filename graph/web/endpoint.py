@@ -34,7 +34,6 @@ from cache.strawberry.response_cache import (
 )
 from graph.api.errors import ErrorCode
 from graph.observability.counting import Unobserved
-from graph.observability.logs import json_lines
 from graph.observability.metrics import UNOBSERVED
 from graph.observability.operations import OperationStats, observing_operation, report
 from graph.services import Services
@@ -87,7 +86,7 @@ class GraphQLEndpoint:
         self.max_body_bytes = services.settings.max_body_bytes
         self.expose_stats = services.settings.cache_stats_exposed
         self.revalidate = services.settings.http_cache == "revalidate"
-        self.log_lines = json_lines(services.settings)
+        self.log_lines = services.operation_lines
         # Requests seen before, by what their parameters were read from: those parameters
         # and what the response cache prepared for them are pure functions of those bytes,
         # so a repeated request skips parsing them and building its key. Client bytes:

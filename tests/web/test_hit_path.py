@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +167,22 @@ async def test_metrics_off_leaves_the_operation_series_at_zero(cached_settings: 
     assert not scrape.total("strata_response_cache_total", result="hit")
     # The engine's counters still reach /metrics.
     assert (scrape.total("strata_cache_hits_total", tier="l1") or 0) >= 2
+
+
+async def test_an_unbuffered_stream_gets_a_buffer_of_its_own(tmp_path: Path) -> None:
+    """stderr under PYTHONUNBUFFERED has no buffer: a write per line would be a system
+    call per request. The lines wait in a buffer on the same descriptor instead."""
+    path = tmp_path / "err.log"
+    with path.open("wb", buffering=0) as raw:
+        stream = io.TextIOWrapper(raw, write_through=True)  # type: ignore[type-var]
+        assert isinstance(stream.buffer, io.RawIOBase)
+        lines = JsonLines(stream)
+        for n in range(3):
+            lines.emit({"n": n}, "operation", "info")
+        assert path.read_bytes() == b""
+        lines.flush()
+        del lines
+        stream.write("still open\n")
+    written = path.read_text().splitlines()
+    assert [json.loads(line)["n"] for line in written[:3]] == [0, 1, 2]
+    assert written[3] == "still open"

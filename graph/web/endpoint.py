@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
 from prometheus_client import Counter
 from starlette.authentication import AuthenticationError
 from starlette.requests import ClientDisconnect
@@ -49,6 +48,7 @@ from graph.web.http_caching import (
     etag_of,
     stored_headers,
 )
+from graph.web.memo import BoundedMemo
 from graph.web.requests import (
     GraphQLParams,
     RequestError,
@@ -94,11 +94,12 @@ class GraphQLEndpoint:
         # document comes from the store, not from the bytes).
         # Replies replaying a stored response (Exchange.send never changes one), bounded
         # by the bytes of their bodies, mostly the very bytes the memory tier holds.
-        self._replies: LRUCache[tuple[str, float, bool, str, str], Reply] = LRUCache(
-            REPLIES_BYTES, getsizeof=lambda reply: len(reply.body) + ENTRY_OVERHEAD
+        self._replies: BoundedMemo[tuple[str, float, bool, str, str], Reply] = BoundedMemo(
+            REPLIES_BYTES, lambda _key, reply: len(reply.body) + ENTRY_OVERHEAD
         )
-        self._known: LRUCache[tuple[str, bytes], tuple[GraphQLParams, Prepared, int]] = LRUCache(
-            KNOWN_REQUESTS_BYTES, getsizeof=lambda known: known[2]
+        # Counted twice over: the bytes, and the parameters parsed from them.
+        self._known: BoundedMemo[tuple[str, bytes], tuple[GraphQLParams, Prepared]] = BoundedMemo(
+            KNOWN_REQUESTS_BYTES, lambda key, _: 2 * len(key[1]) + ENTRY_OVERHEAD
         )
         # Label lookups done once: prometheus_client's `labels()` takes a lock each time.
         metrics = services.metrics
@@ -153,8 +154,7 @@ class GraphQLEndpoint:
         if known is None:
             prepared = self.responses.prepare(operation)
             if params.extensions is None and len(source[1]) <= KNOWN_REQUEST_BYTES:
-                # Counted twice over: the bytes, and the parameters parsed from them.
-                self._known[source] = (params, prepared, 2 * len(source[1]) + ENTRY_OVERHEAD)
+                self._known.put(source, (params, prepared))
         else:
             prepared = known[1]
         execute = partial(self.execution.run, params, viewer, request.method)
@@ -193,7 +193,7 @@ class GraphQLEndpoint:
         if reply is None:
             cache_control, etag = stored_headers(stored, self.revalidate)
             reply = cacheable_response(request, stored.body, 200, media_type, cache_control, etag)
-            self._replies[key] = reply
+            self._replies.put(key, reply)
         return reply
 
     def _fresh(self, request: Exchange, answer: Fresh[ExecutionResult], media_type: str) -> Reply:

@@ -21,6 +21,7 @@ from graph.observability.logs import JsonLines, configure_logging, json_lines
 from graph.observability.metrics import LATENCY_BUCKETS
 from graph.settings import Settings
 from graph.web.exchange import Exchange, Reply
+from graph.web.memo import BoundedMemo
 from tests.support.api import running_api
 
 BOOK = 'query OneBook { book(id: "2") { title } }'
@@ -186,3 +187,18 @@ async def test_an_unbuffered_stream_gets_a_buffer_of_its_own(tmp_path: Path) -> 
     written = path.read_text().splitlines()
     assert [json.loads(line)["n"] for line in written[:3]] == [0, 1, 2]
     assert written[3] == "still open"
+
+
+def test_the_hot_path_memo_holds_its_bound_dropping_the_oldest() -> None:
+    memo: BoundedMemo[str, bytes] = BoundedMemo(100, lambda key, value: len(key) + len(value))
+    for n in range(10):
+        memo.put(f"k{n}", b"x" * 18)  # 20 bytes each
+    assert memo.bytes == 100
+    assert len(memo) == 5
+    assert memo.get("k4") is None
+    assert memo.get("k5") == b"x" * 18
+    memo.put("k9", b"")  # replacing an entry counts only the new one
+    assert memo.bytes == 82
+    memo.put("huge", b"x" * 200)  # over the whole bound: not kept, nothing dropped
+    assert memo.get("huge") is None
+    assert len(memo) == 5

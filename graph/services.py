@@ -22,9 +22,9 @@ from graph.api.context import Context
 from graph.api.errors import bad_input
 from graph.api.schema import build_schema
 from graph.observability.activity import Activity
-from graph.observability.logs import JsonLines, json_lines
+from graph.observability.logs import json_lines
 from graph.observability.metrics import Metrics, tag_kind
-from graph.observability.operations import count_sql, tags_invalidated
+from graph.observability.operations import OperationLines, count_sql, tags_invalidated
 from graph.settings import Settings
 from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord
 from models.tokens import digest, is_plausible, token_tag, user_for_token
@@ -77,6 +77,11 @@ def response_cache(settings: Settings, cache: TieredCache, activity: Activity) -
     )
 
 
+def operation_lines(settings: Settings) -> OperationLines | None:
+    lines = json_lines(settings)
+    return None if lines is None else OperationLines(lines)
+
+
 def check_tags(tags: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(tags))
     if len(wanted) > MAX_TAGS_PER_CALL:
@@ -97,7 +102,7 @@ class Services:
     persisted: PersistedQueries
     activity: Activity
     # The writer of the operation log lines (None: console logs, through structlog).
-    operation_lines: JsonLines | None = None
+    operation_lines: OperationLines | None = None
     _sync: asyncio.Task[None] | None = None
 
     @classmethod
@@ -122,7 +127,7 @@ class Services:
                 max_tokens=settings.max_tokens,
             ),
             activity=activity,
-            operation_lines=json_lines(settings),
+            operation_lines=operation_lines(settings),
         )
 
     async def start(self) -> None:

@@ -104,8 +104,12 @@ class JsonLines:
         self._stamp = ""
 
     def emit(self, fields: dict[str, Any], event: str, level: str) -> None:
-        fields["event"], fields["level"], fields["timestamp"] = event, level, self._timestamp()
-        self._buffer.write(orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE))
+        fields["event"], fields["level"], fields["timestamp"] = event, level, self.timestamp()
+        self.write(orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE))
+
+    def write(self, line: bytes) -> None:
+        """One line already rendered as `emit` renders it (newline included)."""
+        self._buffer.write(line)
         if not self._flush_pending:
             self._flush_pending = True
             try:
@@ -119,7 +123,7 @@ class JsonLines:
         with contextlib.suppress(ValueError):  # the stream was closed meanwhile (at exit)
             self._buffer.flush()
 
-    def _timestamp(self) -> str:
+    def timestamp(self) -> str:
         """`datetime.now(UTC).isoformat()` with `Z` for `+00:00`, formatted from the
         second down only once per second."""
         now = time.time()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import structlog
 from prometheus_client import CollectorRegistry, Histogram
 from starlette.requests import ClientDisconnect
 
+from cache.observation import Observation
 from graph.observability.counting import PlainHistogram
 from graph.observability.exposition import Scrape
 from graph.observability.logs import JsonLines, configure_logging, json_lines
 from graph.observability.metrics import LATENCY_BUCKETS
+from graph.observability.operations import OperationLines, OperationStats
 from graph.settings import Settings
 from graph.web.exchange import Exchange, Reply
 from graph.web.memo import BoundedMemo
@@ -202,3 +205,30 @@ def test_the_hot_path_memo_holds_its_bound_dropping_the_oldest() -> None:
     memo.put("huge", b"x" * 200)  # over the whole bound: not kept, nothing dropped
     assert memo.get("huge") is None
     assert len(memo) == 5
+
+
+def test_a_templated_operation_line_is_the_line_emit_writes() -> None:
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, write_through=True)  # kept: closing it closes buffer
+    lines = JsonLines(stream)
+    writer = OperationLines(lines)
+    observation = Observation()
+    observation.add("l1_hits", 1)
+    hit = OperationStats(cache=observation, name='Odd "name"', response="hit")
+    for _ in range(2):  # rendered, then from its template
+        writer.write(hit)
+    lines.emit(hit.report(), "operation", "info")
+    executed = OperationStats(cache=Observation(), name=None, response="miss", sql_statements=2)
+    writer.write(executed)
+    lines.flush()
+    first, second, emitted, miss = buffer.getvalue().splitlines()
+
+    def shape(line: bytes) -> bytes:  # the line's bytes with its duration and time blanked
+        line = re.sub(rb'"duration_ms":[-+.e0-9]+,', b'"duration_ms":0,', line)
+        return re.sub(rb'"timestamp":"[^"]*"', b'"timestamp":""', line)
+
+    assert shape(first) == shape(second) == shape(emitted)
+    assert shape(first) != first
+    assert json.loads(first)["cache"]["l1_hits"] == 1
+    assert json.loads(second)["operation"] == 'Odd "name"'
+    assert json.loads(miss)["sql"]["statements"] == 2

@@ -55,7 +55,10 @@ class Metrics:
     """`enabled=False` (STRATA_METRICS=false): the per-operation series (latencies,
     response-cache results, SQL statements and batch sizes per operation) stay at zero."""
 
-    def __init__(self, *, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True, plain_counting: bool = True) -> None:
+        """`plain_counting=False`: observe the hot-path histograms directly, for a process
+        whose registry is read where `fold` is not called first (another thread's
+        exposition server)."""
         self.enabled = enabled
         registry = self.registry = CollectorRegistry(auto_describe=True)
         self.rejected_requests = Counter(
@@ -149,7 +152,7 @@ class Metrics:
         self._last_engine: dict[str, int] = {}
         self._operation_timers: dict[tuple[str, str], Observer] = {}
         self._plain: list[PlainHistogram] = []
-        self._plain_counting = not os.environ.get(MULTIPROCESS_DIR)
+        self._plain_counting = plain_counting and not os.environ.get(MULTIPROCESS_DIR)
 
     def operation_timer(self, kind: str, response: str) -> Observer:
         """The latency histogram child of one (type, response) pair, bound once."""

@@ -7,7 +7,6 @@ including those of tasks it starts (DataLoader batches inherit the context).
 
 from __future__ import annotations
 
-from collections import Counter
 from contextvars import ContextVar, Token
 
 FIELDS = (
@@ -31,7 +30,8 @@ class Observation:
     __slots__ = ("_counts", "_token")
 
     def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
+        # Only the reported fields, all from the start: a report is one copy.
+        self._counts: dict[str, int] = dict.fromkeys(FIELDS, 0)
         self._token: Token[Observation | None] | None = None
 
     def __enter__(self) -> Observation:
@@ -44,10 +44,12 @@ class Observation:
             self._token = None
 
     def add(self, name: str, n: int) -> None:
-        self._counts[name] += n
+        counts = self._counts
+        if name in counts:  # the events a request's statistics do not report are not kept
+            counts[name] += n
 
     def counts(self) -> dict[str, int]:
-        return {name: self._counts[name] for name in FIELDS}
+        return self._counts.copy()
 
 
 _current: ContextVar[Observation | None] = ContextVar("cache_observation", default=None)

@@ -23,8 +23,9 @@ from graph.api.context import Context
 from graph.api.errors import bad_input
 from graph.api.schema import Schema, build_schema
 from graph.observability.activity import Activity
+from graph.observability.logs import json_lines
 from graph.observability.metrics import Metrics, tag_kind
-from graph.observability.operations import count_sql, tags_invalidated
+from graph.observability.operations import OperationLines, count_sql, tags_invalidated
 from graph.observability.presence import Identity, Presence, own_record
 from graph.settings import Settings
 from models import AuthorRecord, BookRecord, Database, ReviewRecord, UserRecord, outbox
@@ -79,6 +80,11 @@ def response_cache(settings: Settings, cache: TieredCache, activity: Activity) -
     )
 
 
+def operation_lines(settings: Settings) -> OperationLines | None:
+    lines = json_lines(settings)
+    return None if lines is None else OperationLines(lines)
+
+
 def check_tags(tags: Iterable[str], *, typed: bool) -> list[str]:
     """The distinct tags; ``typed``: entered by a person (invalidateCache, the CLI), so
     their number is bounded too. A write's tags are never refused for their number: its
@@ -105,6 +111,8 @@ class Services:
     outbox: outbox.DatabaseOutbox | None
     """Where invalidations are recorded (SPEC 7a): with a shared Redis only (a process
     on its own invalidates its memory at once and has nobody to tell)."""
+    # The writer of the operation log lines (None: console logs, through structlog).
+    operation_lines: OperationLines | None = None
     _sync: asyncio.Task[None] | None = None
 
     @classmethod
@@ -112,7 +120,7 @@ class Services:
         schema = build_schema(settings)
         namespace = cache_namespace(settings.cache_prefix, schema)
         db = Database(settings.database_url)
-        metrics = Metrics()
+        metrics = Metrics(enabled=settings.metrics, plain_counting=settings.metrics_port is None)
         count_sql(db.engine, metrics)
         durable = settings.cache_enabled and settings.redis_url is not None
         # The relay's queries (a couple a second) on an engine of their own: the SQL that
@@ -144,6 +152,7 @@ class Services:
             activity=activity,
             presence=presence,
             outbox=rows,
+            operation_lines=operation_lines(settings),
         )
 
     async def start(self) -> None:
@@ -180,6 +189,8 @@ class Services:
         await self.db.dispose()
         if self.outbox is not None:
             await self.outbox.dispose()
+        if self.operation_lines is not None:
+            self.operation_lines.flush()
 
     def context(self, viewer: UserRecord | None) -> Context:
         request_cache = RequestCache(

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1)
     max_cost: int = Field(10_000, ge=1)
     log_level: str = "INFO"
+    # False: the per-operation Prometheus series are not updated (refusals, errors,
+    # executed operations and the engine's counters still are): the "off" side of the
+    # A/B of the metrics' cost in `strata bench`.
+    metrics: bool = True
     log_format: Literal["json", "console"] = "json"
     # Comma-separated origins allowed to call the API from a browser; unset: see
     # `cors_allowed_origins` (none in production, DEV_CORS_ORIGINS in dev).

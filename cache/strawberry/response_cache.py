@@ -52,6 +52,10 @@ def fingerprint(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
+def key_prefix(printed: str, name: str | None) -> bytes:
+    return orjson.dumps([printed, name])[:-1] + b","
+
+
 # Operation, StoredResponse, Executed, Hit and Fresh are built on every request: plain
 # slots dataclasses, treated as immutable (a frozen one pays an object.__setattr__ per field).
 
@@ -96,6 +100,15 @@ class Executed(Generic[R]):
     result: R
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An operation's key (None: its response is never stored) and its name, as the
+    client gave it or as its document says."""
+
+    key: str | None
+    name: str | None
+
+
 @dataclass(slots=True)
 class Hit:
     response: StoredResponse
@@ -121,6 +134,22 @@ class _Normalized:
     # document, so the key leaves out whatever else a client sends.
     declared: dict[str | None, frozenset[str]]
     size: int  # bytes of the query text and its printed form, what the map is bounded by
+    # By each name the document gives an operation (and None, no name sent): the encoded
+    # key material before the variables, so a key costs one encoding of the variables.
+    prefixes: dict[str | None, bytes]
+
+    def prefix(self, name: str | None) -> bytes:
+        """`orjson.dumps([printed, name, variables])` up to the variables: the same bytes,
+        so the same keys, as encoding the whole list each time."""
+        known = self.prefixes.get(name)
+        return known if known is not None else key_prefix(self.printed, name)
+
+    def name_of(self, name: str | None) -> str | None:
+        """The operation's name, as the client gave it or as the document says."""
+        if name is not None:
+            return name
+        names = self.operation_names
+        return names[0] if len(names) == 1 else None
 
 
 class ResponseCache:
@@ -151,19 +180,26 @@ class ResponseCache:
             NORMALIZED_BYTES, getsizeof=lambda normalized: normalized.size
         )
         # Whether each operation's response was private, so a hit costs one lookup, not two.
-        self._scopes: LRUCache[str, bool] = LRUCache(NORMALIZED_DOCUMENTS)
+        # A hint (a key names its scope: a wrong or forgotten hint costs a lookup, never
+        # a wrong answer), so a plain dict dropping its oldest entry beyond the bound.
+        self._scopes: dict[str, bool] = {}
 
     async def answer(
-        self, operation: Operation, execute: Callable[[], Awaitable[Executed[R]]]
+        self,
+        operation: Operation,
+        execute: Callable[[], Awaitable[Executed[R]]],
+        prepared: Prepared | None = None,
     ) -> Hit | Fresh[R]:
         """The stored response of `operation`, or a fresh one from `execute`, kept for the
-        next asker when it may be."""
-        key = self.key_of(operation)
+        next asker when it may be. `prepared`: what `prepare` said of the same operation."""
+        if prepared is None:
+            prepared = self.prepare(operation)
+        key = prepared.key
         if key is None:  # nothing will be stored: no need to record what execution reads
             return Fresh(await execute(), None)
         stored = await self.lookup(key, operation.viewer)
         if stored is not None:
-            return Hit(stored, self.name_of(operation))
+            return Hit(stored, prepared.name)
         with self._cache.recording() as recorder:
             executed = await execute()
         kept = await self.store(key, operation.viewer, executed, recorder.tag_versions)
@@ -171,33 +207,55 @@ class ResponseCache:
 
     def key_of(self, operation: Operation) -> str | None:
         """The key of an operation whose response may be cached, else None."""
+        return self.prepare(operation).key
+
+    def prepare(self, operation: Operation) -> Prepared:
+        """What a lookup needs of an operation. It depends on the operation's text alone
+        (document, name, variables; not the viewer), so a caller that sees the same text
+        again may keep it and hand it back to `answer`."""
+        document = self._document(operation)
+        if document is None:
+            return Prepared(None, operation.operation_name)
+        return Prepared(self._key(document, operation), document.name_of(operation.operation_name))
+
+    def _document(self, operation: Operation) -> _Normalized | None:
+        """The normalized document of an operation that may be cached, else None."""
         query = operation.document
         if not self.enabled or query is None:
             return None
-        if _MUTATION.match(query) or _INTROSPECTION.search(query):
-            return None
-        document = self._normalize(query)
+        # Only documents that passed the checks below are ever remembered.
+        document = self._normalized.get(query)
         if document is None:
-            return None
+            if _MUTATION.match(query) or _INTROSPECTION.search(query):
+                return None
+            document = self._normalize(query)
+            if document is None:
+                return None
         names = document.operation_names
         name = operation.operation_name
         if (name if name is not None else (names or [None])[0]) in self._excluded:
             return None
+        return document
+
+    def _key(self, document: _Normalized, operation: Operation) -> str | None:
+        name = operation.operation_name
+        names = document.operation_names
         chosen = name if name is not None else (names[0] if len(names) == 1 else None)
-        declared = document.declared.get(chosen, frozenset())
-        variables = {
-            variable: value
-            for variable, value in (operation.variables or {}).items()
-            if variable in declared
-        }
+        given = operation.variables
+        if given:
+            declared = document.declared.get(chosen, frozenset())
+            variables = {
+                variable: value for variable, value in given.items() if variable in declared
+            }
+        else:
+            variables = {}
         try:
-            canonical = orjson.dumps(
-                [document.printed, name, variables], option=orjson.OPT_SORT_KEYS
-            )
+            encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
         except (orjson.JSONEncodeError, TypeError):
             # Client input this encoder refuses (nesting past its limit): not cached, and
             # execution answers the request; key building never fails a request.
             return None
+        canonical = document.prefix(name) + encoded + b"]"
         return hashlib.blake2b(canonical, digest_size=20).hexdigest()
 
     def _normalize(self, query: str) -> _Normalized | None:
@@ -224,22 +282,16 @@ class ResponseCache:
                 for name, op in zip(names, operations, strict=True)
             }
             printed = print_ast(document)
+            prefixes = {name: key_prefix(printed, name) for name in [None, *names]}
             size = len(query.encode()) + len(printed.encode())
-            normalized = _Normalized(printed, names, declared, size)
+            size += sum(len(prefix) for prefix in prefixes.values())
+            normalized = _Normalized(printed, names, declared, size, prefixes)
         if size <= NORMALIZED_BYTES:
             self._normalized[query] = normalized
         return normalized
 
-    def name_of(self, operation: Operation) -> str | None:
-        """The operation's name, as the client gave it or as its document says."""
-        if operation.operation_name is not None or operation.document is None:
-            return operation.operation_name
-        document = self._normalized.get(operation.document)
-        names = document.operation_names if document is not None else []
-        return names[0] if len(names) == 1 else None
-
     @staticmethod
-    def _key(operation: str, scope: str) -> str:
+    def _entry_key(operation: str, scope: str) -> str:
         return f"response:{operation}:{scope}"
 
     @staticmethod
@@ -253,7 +305,7 @@ class ResponseCache:
             scopes = [PUBLIC, self.viewer_scope(viewer)]
         else:
             scopes = [self.viewer_scope(viewer) if private else PUBLIC]
-        keys = [self._key(key, scope) for scope in scopes]
+        keys = [self._entry_key(key, scope) for scope in scopes]
         if self._on_read is not None:
             self._on_read(keys[:1])
         for entry_key in keys:
@@ -278,11 +330,14 @@ class ResponseCache:
         if len(executed.body) + stamps > self._max_bytes:
             return None
         scope = self.viewer_scope(viewer) if policy.private else PUBLIC
-        self._scopes[key] = policy.private
+        scopes = self._scopes
+        scopes[key] = policy.private
+        if len(scopes) > NORMALIZED_DOCUMENTS:
+            del scopes[next(iter(scopes))]
         response = StoredResponse(
             executed.body, policy.max_age, policy.private, fingerprint(executed.body)
         )
         ttl = min(policy.max_age, self._max_ttl)
-        entry_key = self._key(key, scope)
+        entry_key = self._entry_key(key, scope)
         await self._cache.set_entry(entry_key, response.to_value(), tag_versions, ttl=ttl)
         return response

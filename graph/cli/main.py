@@ -136,12 +136,20 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for the JSON, charts and scripts")] = Path(
         "bench-results"
     ),
-    phases: Annotated[str, typer.Option(help="Any of off,fields,all")] = "off,fields,all",
+    phases: Annotated[str, typer.Option(help="Any of off,fields,yardstick,all,hits")] = (
+        "off,fields,yardstick,all,hits"
+    ),
     curve: Annotated[bool, typer.Option(help="Measure the list page at first=10..100")] = True,
     curve_firsts: Annotated[str, typer.Option(help="The cost curve's `first` values")] = (
         "10,20,50,100"
     ),
     seed_value: Annotated[int, typer.Option("--seed")] = 42,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Interleaved rounds of the hit-path runs (phase hits)")
+    ] = 3,
+    hit_duration: Annotated[
+        float, typer.Option(min=1, help="Seconds per measured hit-path run")
+    ] = 5,
     quick: Annotated[
         bool, typer.Option(help="Small and short (50 authors, 2 s runs): under 2 minutes")
     ] = False,
@@ -155,6 +163,7 @@ def bench(
 
     if quick:
         authors, users, duration, warmup = 50, 20, 2, 1
+        rounds, hit_duration = 1, 2
     config = BenchConfig(
         authors=authors,
         books_per_author=books_per_author,
@@ -171,6 +180,8 @@ def bench(
         phases=tuple(phase.strip() for phase in phases.split(",") if phase.strip()),
         curve=curve,
         curve_firsts=tuple(int(first) for first in curve_firsts.split(",") if first.strip()),
+        hit_rounds=rounds,
+        hit_duration=hit_duration,
         command=shlex.join(["strata", *sys.argv[1:]]),
     )
     try:

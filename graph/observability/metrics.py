@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from graph.api.keys import AUTHORS, BOOKS, REVIEWS, USERS
+from graph.observability.counting import Observer, PlainHistogram, Unobserved
 from models.tokens import TOKEN_TAG_KIND
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "every_worker", "tag_kind"]
@@ -29,6 +29,7 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 )  # fmt: skip
 SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+UNOBSERVED = Unobserved()
 
 # Engine counters (cache.TieredCache.stats) and the Prometheus series they feed.
 CACHE_COUNTERS: Mapping[str, tuple[str, dict[str, str]]] = {
@@ -58,7 +59,14 @@ def tag_kind(tag: str) -> str:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """`enabled=False` (STRATA_METRICS=false): the per-operation series (latencies,
+    response-cache results, SQL statements and batch sizes per operation) stay at zero."""
+
+    def __init__(self, *, enabled: bool = True, plain_counting: bool = True) -> None:
+        """`plain_counting=False`: observe the hot-path histograms directly, for a process
+        whose registry is read where `fold` is not called first (another thread's
+        exposition server)."""
+        self.enabled = enabled
         registry = self.registry = CollectorRegistry(auto_describe=True)
         self.rejected_requests = Counter(
             "strata_rejected_requests",
@@ -156,20 +164,39 @@ class Metrics:
             multiprocess_mode="max",
         )
         self._last_engine: dict[str, int] = {}
-        self._operation_timers: dict[tuple[str, str], Any] = {}
+        self._operation_timers: dict[tuple[str, str], Observer] = {}
+        self._plain: list[PlainHistogram] = []
+        self._plain_counting = plain_counting and not os.environ.get(MULTIPROCESS_DIR)
 
-    def operation_timer(self, kind: str, response: str) -> Any:
+    def operation_timer(self, kind: str, response: str) -> Observer:
         """The latency histogram child of one (type, response) pair, bound once."""
         key = (kind, response)
         timer = self._operation_timers.get(key)
         if timer is None:
-            timer = self._operation_timers[key] = self.operation_seconds.labels(
-                type=kind, response=response
+            timer = self._operation_timers[key] = self.histogram_child(
+                self.operation_seconds.labels(type=kind, response=response)
             )
         return timer
 
+    def histogram_child(self, child: Histogram) -> Observer:
+        """What to observe a series with on a hot path (see graph/observability/counting.py)."""
+        if not self.enabled:
+            return UNOBSERVED
+        if not self._plain_counting:
+            return child
+        plain = PlainHistogram(child)
+        self._plain.append(plain)
+        return plain
+
+    def fold(self) -> None:
+        """Move what the hot paths counted into the series."""
+        for plain in self._plain:
+            plain.fold()
+
     def absorb_engine_stats(self, stats: Mapping[str, object]) -> None:
-        """Move the engine's in-process counters into Prometheus (by their increase)."""
+        """Move the engine's in-process counters into Prometheus (by their increase), and
+        what the hot paths counted (`fold`): what every reader of the series calls first."""
+        self.fold()
         for name, (series, labels) in CACHE_COUNTERS.items():
             value = stats.get(name)
             if not isinstance(value, int):

@@ -24,6 +24,7 @@ from starlette.authentication import (
     UnauthenticatedUser,
 )
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from graph.services import Services
 from models import UserRecord
@@ -69,6 +70,11 @@ class BearerTokens(AuthenticationBackend):
         header = conn.headers.get("authorization")
         if header is None:
             return None  # anonymous: Starlette sets UnauthenticatedUser
+        return await self.credentials(header)
+
+    async def credentials(self, header: str) -> tuple[AuthCredentials, BaseUser]:
+        """Who an `Authorization` header names; raises AuthenticationError for one that
+        is malformed or holds an unknown token."""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise MalformedAuthorization("Authorization must be 'Bearer <token>'")
@@ -87,11 +93,12 @@ class BearerTokens(AuthenticationBackend):
         credentials, user = await self.authenticate(conn) or ANONYMOUS
         conn.scope["auth"], conn.scope["user"] = credentials, user
 
-
-def viewer_of(conn: HTTPConnection) -> UserRecord | None:
-    """The user the request identified, None when anonymous."""
-    user = conn.user
-    return user.record if isinstance(user, Viewer) else None
+    async def identify_scope(self, scope: Scope, header: str | None) -> UserRecord | None:
+        """`identify` for a request read straight from its ASGI scope: the same `user` and
+        `auth` in the scope, and the user identified (None when anonymous)."""
+        credentials, user = ANONYMOUS if header is None else await self.credentials(header)
+        scope["auth"], scope["user"] = credentials, user
+        return user.record if isinstance(user, Viewer) else None
 
 
 def is_admin(conn: HTTPConnection) -> bool:

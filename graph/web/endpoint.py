@@ -19,16 +19,26 @@ from typing import Any
 
 from prometheus_client import Counter
 from starlette.authentication import AuthenticationError
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 from strawberry.types import ExecutionResult
 
-from cache.strawberry.response_cache import Fresh, Hit, Operation, Outcome, StoredResponse
+from cache.strawberry.response_cache import (
+    Fresh,
+    Hit,
+    Operation,
+    Outcome,
+    Prepared,
+    StoredResponse,
+)
 from graph.api.errors import ErrorCode
+from graph.observability.counting import Unobserved
+from graph.observability.metrics import UNOBSERVED
 from graph.observability.operations import OperationStats, observing_operation, report
 from graph.services import Services
 from graph.web import results
-from graph.web.auth import CHALLENGE, BearerTokens, viewer_of
+from graph.web.auth import CHALLENGE, BearerTokens
+from graph.web.exchange import Exchange, Reply
 from graph.web.execution import Execution
 from graph.web.http_caching import (
     NO_STORE,
@@ -38,9 +48,12 @@ from graph.web.http_caching import (
     etag_of,
     stored_headers,
 )
+from graph.web.memo import BoundedMemo
 from graph.web.requests import (
+    GraphQLParams,
     RequestError,
-    read_params,
+    parse_params,
+    raw_params,
     response_media_type,
     wants_ide,
     with_document,
@@ -50,54 +63,102 @@ from models import UserRecord
 # Strawberry's GraphiQL page with its assets vendored under /static/graphiql (no CDN), read
 # once: it never changes while the process runs.
 GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text(encoding="utf-8")
+GRAPHIQL_BYTES = GRAPHIQL_HTML.encode()
 
 METHODS = ("GET", "HEAD", "POST")
+# Repeated requests remembered (see GraphQLEndpoint._known), bounded by the bytes they
+# hold: requests up to KNOWN_REQUEST_BYTES long, KNOWN_REQUESTS_BYTES in all.
+KNOWN_REQUEST_BYTES = 16 * 1024
+KNOWN_REQUESTS_BYTES = 8 * 1024 * 1024
+REPLIES_BYTES = 16 * 1024 * 1024
+ENTRY_OVERHEAD = 512  # the key tuple, the parameters and the prepared key beside the text
 
 
 class GraphQLEndpoint:
+    """/graphql as an ASGI app (the app calls it in front of its routing, see app.py)."""
+
     def __init__(self, services: Services, backend: BearerTokens) -> None:
         self.services = services
         self.backend = backend
         self.responses = services.responses
         self.execution = Execution(services)
         self.graphiql = services.settings.graphiql
+        self.max_body_bytes = services.settings.max_body_bytes
         self.expose_stats = services.settings.cache_stats_exposed
         self.revalidate = services.settings.http_cache == "revalidate"
+        self.log_lines = services.operation_lines
+        # Requests seen before, by what their parameters were read from: those parameters
+        # and what the response cache prepared for them are pure functions of those bytes,
+        # so a repeated request skips parsing them and building its key. Client bytes:
+        # bounded in bytes. Requests using persisted queries are never kept (their
+        # document comes from the store, not from the bytes).
+        # Replies replaying a stored response (Exchange.send never changes one), bounded
+        # by the bytes of their bodies, mostly the very bytes the memory tier holds.
+        self._replies: BoundedMemo[tuple[str, float, bool, str, str], Reply] = BoundedMemo(
+            REPLIES_BYTES, lambda _key, reply: len(reply.body) + ENTRY_OVERHEAD
+        )
+        # Counted twice over: the bytes, and the parameters parsed from them.
+        self._known: BoundedMemo[tuple[str, bytes], tuple[GraphQLParams, Prepared]] = BoundedMemo(
+            KNOWN_REQUESTS_BYTES, lambda key, _: 2 * len(key[1]) + ENTRY_OVERHEAD
+        )
         # Label lookups done once: prometheus_client's `labels()` takes a lock each time.
-        histogram = services.metrics.request_seconds
-        self._latency = {method: histogram.labels(method=method) for method in METHODS}
-        counter = services.metrics.response_cache
-        self._outcomes: dict[Outcome, Counter] = {
-            outcome: counter.labels(result=outcome) for outcome in ("hit", "miss", "skip")
+        metrics = services.metrics
+        histogram = metrics.request_seconds
+        self._latency = {
+            method: metrics.histogram_child(histogram.labels(method=method)) for method in METHODS
+        }
+        counter = metrics.response_cache
+        self._outcomes: dict[Outcome, Counter | Unobserved] = {
+            outcome: counter.labels(result=outcome) if metrics.enabled else UNOBSERVED
+            for outcome in ("hit", "miss", "skip")
         }
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            reply = await self.handle(Exchange.of(scope, receive))
+        except ClientDisconnect:
+            return  # nobody is left to answer
+        await reply.send(send)
+
+    async def handle(self, request: Exchange) -> Reply:
         started = time.perf_counter()
         media_type = response_media_type(request)
         with observing_operation(self.services.cache) as stats:
             try:
-                response = await self._answer(request, media_type, stats)
+                reply = await self._answer(request, media_type, stats)
             except RequestError as error:
                 return self._refuse(error, media_type)
             if stats.response is not None:  # an operation ran or was replayed
-                report(stats, self.services.metrics)
+                report(stats, self.services.metrics, self.log_lines)
         self._latency[request.method].observe(time.perf_counter() - started)
-        return response
+        return reply
 
-    async def _answer(self, request: Request, media_type: str, stats: OperationStats) -> Response:
+    async def _answer(self, request: Exchange, media_type: str, stats: OperationStats) -> Reply:
         if self.graphiql and request.method in SAFE_METHODS and wants_ide(request):
-            return HTMLResponse(GRAPHIQL_HTML)
-        params = await read_params(request, self.services.settings.max_body_bytes)
-        viewer = await self._identify(request)
-        params = await with_document(params, self.services.persisted)
+            return Reply(200, GRAPHIQL_BYTES, "text/html")
+        source = await raw_params(request, self.max_body_bytes)
+        known = self._known.get(source)
+        if known is None:
+            params = parse_params(*source)
+            viewer = await self._identify(request)
+            params = await with_document(params, self.services.persisted)
+        else:
+            params = known[0]
+            viewer = await self._identify(request)
         operation = Operation(
             params.query,
             params.operation_name,
             params.variables,
             None if viewer is None else str(viewer.id),
         )
+        if known is None:
+            prepared = self.responses.prepare(operation)
+            if params.extensions is None and len(source[1]) <= KNOWN_REQUEST_BYTES:
+                self._known.put(source, (params, prepared))
+        else:
+            prepared = known[1]
         execute = partial(self.execution.run, params, viewer, request.method)
-        answer = await self.responses.answer(operation, execute)
+        answer = await self.responses.answer(operation, execute, prepared)
         stats.response = answer.outcome
         self._outcomes[answer.outcome].inc()
         if isinstance(answer, Hit):
@@ -105,25 +166,37 @@ class GraphQLEndpoint:
             return self._replay(request, answer.response, media_type, stats)
         return self._fresh(request, answer, media_type)
 
-    async def _identify(self, request: Request) -> UserRecord | None:
+    async def _identify(self, request: Exchange) -> UserRecord | None:
         try:
-            await self.backend.identify(request)
+            return await self.backend.identify_scope(request.scope, request.authorization)
         except AuthenticationError as error:  # a malformed header or an unknown token
             raise RequestError(
                 401, str(error), "bad_token", code=ErrorCode.UNAUTHENTICATED, headers=CHALLENGE
             ) from None
-        return viewer_of(request)
 
     def _replay(
-        self, request: Request, stored: StoredResponse, media_type: str, stats: OperationStats
-    ) -> Response:
+        self, request: Exchange, stored: StoredResponse, media_type: str, stats: OperationStats
+    ) -> Reply:
         body = stored.body
         if self.expose_stats:
             body = results.with_extensions(body, {"cache": {**stats.report(), "tier": stored.tier}})
+        elif request.if_none_match is None:
+            return self._stored_reply(request, stored, media_type)
         cache_control, etag = stored_headers(stored, self.revalidate)
         return cacheable_response(request, body, 200, media_type, cache_control, etag)
 
-    def _fresh(self, request: Request, answer: Fresh[ExecutionResult], media_type: str) -> Response:
+    def _stored_reply(self, request: Exchange, stored: StoredResponse, media_type: str) -> Reply:
+        """The reply replaying `stored` to a request with no If-None-Match: built once for
+        each stored response and way of asking (its headers depend on nothing else)."""
+        key = (stored.fingerprint, stored.max_age, stored.private, media_type, request.method)
+        reply = self._replies.get(key)
+        if reply is None:
+            cache_control, etag = stored_headers(stored, self.revalidate)
+            reply = cacheable_response(request, stored.body, 200, media_type, cache_control, etag)
+            self._replies.put(key, reply)
+        return reply
+
+    def _fresh(self, request: Exchange, answer: Fresh[ExecutionResult], media_type: str) -> Reply:
         executed = answer.executed
         if answer.stored is not None:
             cache_control, etag = stored_headers(answer.stored, self.revalidate)
@@ -144,11 +217,11 @@ class GraphQLEndpoint:
             etag,
         )
 
-    def _refuse(self, error: RequestError, media_type: str) -> Response:
+    def _refuse(self, error: RequestError, media_type: str) -> Reply:
         self.services.metrics.rejected_requests.labels(reason=error.reason).inc()
-        return Response(
+        return Reply(
+            error.status,
             results.error_body(error.message, error.code),
-            status_code=error.status,
-            media_type=media_type,
-            headers={"Cache-Control": NO_STORE, **error.headers},
+            media_type,
+            {"Cache-Control": NO_STORE, **error.headers},
         )

@@ -6,11 +6,9 @@ response's max-age and scope); this module alone spells that as HTTP headers.
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from cache.strawberry import CachePolicy
 from cache.strawberry.response_cache import StoredResponse, fingerprint
+from graph.web.exchange import Exchange, Reply
 
 NO_STORE = "no-store"
 SAFE_METHODS = ("GET", "HEAD")
@@ -60,8 +58,8 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def cacheable_response(
-    request: Request, body: bytes, status: int, media_type: str, cache_control: str, etag: str
-) -> Response:
+    request: Exchange, body: bytes, status: int, media_type: str, cache_control: str, etag: str
+) -> Reply:
     """The response with its caching headers; a 304 when the client already has it.
 
     `etag` is that of the body without `extensions` (per-request figures such as cache
@@ -71,6 +69,6 @@ def cacheable_response(
     if request.method in SAFE_METHODS and status == 200:
         headers["ETag"] = etag
         headers["Vary"] = VARY
-        if etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-    return Response(body, status_code=status, media_type=media_type, headers=headers)
+        if etag_matches(request.if_none_match, etag):
+            return Reply(304, headers=headers)
+    return Reply(status, body, media_type, headers)

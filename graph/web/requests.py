@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import HTTPConnection, Request
+from starlette.datastructures import QueryParams
 
 from cache.strawberry.persisted_queries import (
     PersistedQueries,
@@ -22,11 +22,13 @@ from cache.strawberry.persisted_queries import (
     names_a_hash,
 )
 from graph.api.errors import ErrorCode
+from graph.web.exchange import Exchange
 from graph.web.http_caching import SAFE_METHODS
 
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 GRAPHQL_DOCUMENT = "application/graphql"
+QUERY_STRING = "query-string"  # where GET and HEAD carry their parameters
 # How deep variables may nest: far past any input type of the schema, far short of where
 # encoders and recursive coercion give up (orjson refuses past its own fixed depth).
 MAX_VARIABLE_DEPTH = 32
@@ -60,13 +62,12 @@ class GraphQLParams:
     extensions: dict[str, Any] | None
 
 
-def response_media_type(request: HTTPConnection) -> str:
-    accept = request.headers.get("accept", "")
-    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accept else JSON
+def response_media_type(request: Exchange) -> str:
+    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in request.accept else JSON
 
 
-def wants_ide(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+def wants_ide(request: Exchange) -> bool:
+    return "text/html" in request.accept and "query" not in QueryParams(request.query_string)
 
 
 def _json_object(raw: str | bytes, what: str, reason: str) -> dict[str, Any] | None:
@@ -110,8 +111,8 @@ def _params(data: Mapping[str, Any]) -> GraphQLParams:
     return GraphQLParams(query, variables, operation_name, extensions)
 
 
-def params_from_query_string(request: Request) -> GraphQLParams:
-    args = request.query_params
+def params_from_query_string(query_string: bytes) -> GraphQLParams:
+    args = QueryParams(query_string)
     data: dict[str, Any] = {"query": args.get("query"), "operationName": args.get("operationName")}
     for name in ("variables", "extensions"):
         if args.get(name):
@@ -119,36 +120,44 @@ def params_from_query_string(request: Request) -> GraphQLParams:
     return _params(data)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
-        # The server frames the body by its Content-Length: it cannot run past the limit.
-        return await request.body()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
-    return bytes(body)
+async def _read_body(request: Exchange, limit: int) -> bytes:
+    declared = request.content_length
+    # A declared length over the limit is refused before reading; without one (chunked),
+    # reading stops as soon as the body runs past it.
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        body = None
+    else:
+        body = await request.body(limit)
+    if body is None:
+        raise RequestError(413, f"request body is larger than {limit} bytes", "body_too_large")
+    return body
 
 
-async def params_from_body(request: Request, limit: int) -> GraphQLParams:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+async def raw_params(request: Exchange, limit: int) -> tuple[str, bytes]:
+    """What a request's parameters are read from: `(QUERY_STRING, the query string)` for
+    GET and HEAD, `(media type, body)` for POST (the media type checked, the body read
+    within `limit`). `parse_params` gives the same parameters for the same pair."""
+    if request.method in SAFE_METHODS:
+        return QUERY_STRING, request.query_string
+    media_type = request.content_type.split(";")[0].strip().lower()
     if media_type not in (JSON, GRAPHQL_DOCUMENT):
         raise RequestError(
             415,
             f"Content-Type must be {JSON} (or {GRAPHQL_DOCUMENT})",
             "unsupported_media_type",
         )
-    body = await _read_body(request, limit)
-    if media_type == GRAPHQL_DOCUMENT:
+    return media_type, await _read_body(request, limit)
+
+
+def parse_params(source: str, raw: bytes) -> GraphQLParams:
+    if source == QUERY_STRING:
+        return params_from_query_string(raw)
+    if source == GRAPHQL_DOCUMENT:
         try:
-            return GraphQLParams(body.decode(), None, None, None)
+            return GraphQLParams(raw.decode(), None, None, None)
         except UnicodeDecodeError:
             raise RequestError(400, "body is not valid UTF-8", "malformed_body") from None
-    data = _json_object(body, "body", "malformed_json")
+    data = _json_object(raw, "body", "malformed_json")
     if data is None:
         raise RequestError(400, "body must be a JSON object", "malformed_json")
     return _params(data)
@@ -172,8 +181,6 @@ async def with_document(params: GraphQLParams, persisted: PersistedQueries) -> G
     return params if query is params.query else dataclasses.replace(params, query=query)
 
 
-async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
+async def read_params(request: Exchange, max_body_bytes: int) -> GraphQLParams:
     """The operation a GET, HEAD or POST asks for."""
-    if request.method in SAFE_METHODS:
-        return params_from_query_string(request)
-    return await params_from_body(request, max_body_bytes)
+    return parse_params(*await raw_params(request, max_body_bytes))

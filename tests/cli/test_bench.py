@@ -14,7 +14,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from graph.cli.bench import BenchConfig, main, wrk
+from graph.cli.bench import BenchConfig, hits, main, wrk
 from graph.cli.bench import plan as plans
 from graph.cli.bench.scrape import SERVER_FIGURES, server_figures
 from graph.observability.exposition import Scrape
@@ -177,7 +177,7 @@ def test_the_quick_run_completes_without_errors_and_reports_every_figure(
     assert saved["errors_total"] == 0
     assert saved["command"].startswith("strata bench --quick")
     assert {"nproc", "cpu_model", "python", "commit", "wrk"} <= saved["machine"].keys()
-    assert list(saved["phases"]) == ["off", "fields", "all"]
+    assert list(saved["phases"]) == ["off", "fields", "all"]  # the yardstick is apart
     for phase, data in saved["phases"].items():
         assert set(data["runs"]) == {"mix", "list", "detail"}, phase
         for run in data["runs"].values():
@@ -212,6 +212,22 @@ def test_the_quick_run_completes_without_errors_and_reports_every_figure(
         else:
             expected = compare[check["comparison"]](check["value"], check["threshold"])
             assert check["passed"] is expected, check
+
+    # Issue 15: the yardstick beside the phases, the hit-path rounds, peak memory.
+    assert set(saved["yardstick"]["runs"]) == {"list", "detail"}
+    for run in saved["yardstick"]["runs"].values():
+        _check_run(run, server=False)
+    hit_runs = saved["hit_path"]["runs"]
+    assert set(hit_runs) == {f"{variant}/{run}" for variant, run in hits.SCHEDULE}
+    for key, run in hit_runs.items():
+        assert run["errors"] == 0, key
+        assert run["rps_median"] > 0, key
+        assert run["server_cpu_us_per_request_median"] > 0, key
+    assert hit_runs["default/list"]["response_hit_ratio"] == [1.0]  # only replays
+    assert min(hit_runs["default/detail-hits"]["response_hit_ratio"]) > 0.9
+    assert saved["peak_rss_mb"]["all"] > 0
+    assert any("75% of a bare Starlette route" in name for name in names)
+    assert any("Strawberry over in-memory dicts" in name for name in names)
 
     summary = (tmp_path / "out" / "bench.md").read_text()
     assert "| off | list |" in summary

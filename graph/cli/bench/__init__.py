@@ -1,12 +1,16 @@
 """`strata bench`: the before/after caching benchmark (SPEC section 8, issue 7).
 
-plan      the page queries, the mix, the seeded Zipf choice of ids
-wrk       the load generator: a Lua script per run, wrk's JSON result line
-server    the database (migrate, seed, tokens) and one `strata serve` per phase
-redis     a throwaway redis-server
-scrape    /metrics before and after a run, diffed into per-request figures
-runner    the phases and runs
-report    ratios, target checks, the terminal table, the PNG charts
+plan        the page queries, the mix, the seeded Zipf choice of ids
+config      the settings, the phases and their runs
+wrk         the load generator: a Lua script per run, wrk's JSON result line
+server      the database (migrate, seed, tokens) and one server process per phase
+scrape      /metrics before and after a run, diffed into per-request figures
+runner      seeding, scripts, the phases in order
+course      one server per phase and its runs, with the progress bar
+hits        the response-cache hit path in interleaved rounds (issue 15)
+provenance  the machine, the commit, the results document
+targets     ratios and target checks
+report      the terminal tables, the PNG charts, the Markdown summary
 """
 
 from __future__ import annotations

@@ -3,167 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-RUN_ORDER = ("mix", "list", "detail")
+from graph.cli.bench.targets import RUN_ORDER, error_total, ratios, run_of, targets
+
+__all__ = ["error_total", "ratios", "targets"]
+
 CACHED = ("fields", "all")
-
-
-def _run(document: dict[str, Any], phase: str, kind: str) -> dict[str, Any] | None:
-    run: dict[str, Any] | None = document["phases"].get(phase, {}).get("runs", {}).get(kind)
-    return run
-
-
-def _div(a: float | None, b: float | None, digits: int = 3) -> float | None:
-    if a is None or b is None or b == 0:
-        return None
-    return round(a / b, digits)
-
-
-def ratios(document: dict[str, Any]) -> dict[str, Any]:
-    """Each cached phase against the uncached one, per run: rps multiple and p99 fraction;
-    and every phase's rps as a fraction of /healthz."""
-    out: dict[str, Any] = {}
-    healthz = document.get("healthz")
-    for phase in document["phases"]:
-        per_run: dict[str, Any] = {}
-        for kind in RUN_ORDER:
-            run, base = _run(document, phase, kind), _run(document, "off", kind)
-            if run is None:
-                continue
-            entry: dict[str, Any] = {
-                "of_healthz": _div(run["rps"], healthz["rps"]) if healthz else None
-            }
-            if base is not None and phase != "off":
-                entry["rps_x_off"] = _div(run["rps"], base["rps"], 2)
-                entry["p99_of_off"] = _div(run["latency_ms"]["p99"], base["latency_ms"]["p99"])
-            per_run[kind] = entry
-        out[phase] = per_run
-    return out
-
-
-def _check(
-    name: str,
-    value: float | None,
-    threshold: float,
-    comparison: str,
-    note: str = "",
-) -> dict[str, Any]:
-    tests: dict[str, Callable[[float, float], bool]] = {
-        ">=": lambda v, t: v >= t,
-        "<": lambda v, t: v < t,
-        "<=": lambda v, t: v <= t,
-        "==": lambda v, t: v == t,
-    }
-    passed = None if value is None else tests[comparison](value, threshold)
-    return {
-        "name": name,
-        "value": value,
-        "comparison": comparison,
-        "threshold": threshold,
-        "passed": passed,
-        "note": note,
-    }
-
-
-def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The targets of issues 5 and 7, as measured ratios of this run (None: not measured)."""
-    r = document["ratios"] if "ratios" in document else ratios(document)
-    checks: list[dict[str, Any]] = []
-
-    def ratio(phase: str, kind: str, key: str) -> float | None:
-        value: float | None = r.get(phase, {}).get(kind, {}).get(key)
-        return value
-
-    def server(phase: str, kind: str, key: str) -> float | None:
-        run = _run(document, phase, kind)
-        if run is None:
-            return None
-        value: float | None = run["server"].get(key)
-        return value
-
-    if "off" in document["phases"]:
-        for kind in ("list", "detail"):
-            if "all" in document["phases"]:
-                checks.append(
-                    _check(
-                        f"all: {kind} page rps ≥ 50x uncached",
-                        ratio("all", kind, "rps_x_off"),
-                        50,
-                        ">=",
-                    )
-                )
-        for kind in ("list", "detail"):
-            if "fields" in document["phases"]:
-                checks.append(
-                    _check(
-                        f"fields: {kind} page rps ≥ 3x uncached",
-                        ratio("fields", kind, "rps_x_off"),
-                        3,
-                        ">=",
-                    )
-                )
-                checks.append(
-                    _check(
-                        f"fields: {kind} page p99 < ⅓ of uncached p99",
-                        ratio("fields", kind, "p99_of_off"),
-                        1 / 3,
-                        "<",
-                    )
-                )
-    if (
-        "all" in document["phases"]
-        and document.get("healthz", {})
-        and (document["healthz"]["phase"] == "all")
-    ):
-        for kind in ("list", "detail"):
-            checks.append(
-                _check(
-                    f"all: {kind} page rps ≥ 60% of /healthz",
-                    ratio("all", kind, "of_healthz"),
-                    0.6,
-                    ">=",
-                )
-            )
-    if "fields" in document["phases"]:
-        checks.append(
-            _check(
-                "fields: SQL statements per warm list request = 0",
-                server("fields", "list", "sql_per_request"),
-                0,
-                "==",
-            )
-        )
-        for kind in ("list", "detail"):
-            value = server("fields", kind, "redis_round_trips_per_request")
-            checks.append(
-                _check(
-                    f"fields: Redis round trips per warm {kind} request ≤ 1",
-                    value,
-                    1,
-                    "<=",
-                    ""
-                    if value is not None
-                    else "strata_cache_redis_round_trips_total is not exposed by this server",
-                )
-            )
-    checks.append(_check("errors in every run = 0", error_total(document), 0, "=="))
-    return checks  # fmt: skip
-
-
-def error_total(document: dict[str, Any]) -> int:
-    runs: list[dict[str, Any]] = [
-        run for phase in document["phases"].values() for run in phase["runs"].values()
-    ]
-    runs += [run for points in document["curve"].values() for run in points.values()]
-    if document.get("healthz"):
-        runs.append(document["healthz"])
-    return sum(int(run["errors"]["total"]) for run in runs)
 
 
 # -- terminal ------------------------------------------------------------------------------
@@ -216,6 +66,35 @@ def table(document: dict[str, Any]) -> Table:
     return t
 
 
+def hit_rows(document: dict[str, Any]) -> list[list[str]]:
+    """The hit-path section and the yardstick as rows: run, req/s, CPU µs/request,
+    errors, response-cache hit ratio (per round)."""
+    rows: list[list[str]] = []
+    for kind, run in ((document.get("yardstick") or {}).get("runs") or {}).items():
+        rows.append([f"yardstick/{kind}", f"{run['rps']:,.0f}",
+                     _fmt(run.get("server_cpu_us_per_request"), "{:.0f}"),
+                     str(run["errors"]["total"]), ""])  # fmt: skip
+    hit = document.get("hit_path")
+    for key, run in (hit or {}).get("runs", {}).items():
+        ratios = " ".join(_pct(value) for value in run["response_hit_ratio"] if value is not None)
+        rows.append([key, f"{run['rps_median']:,.0f}",
+                     _fmt(run["server_cpu_us_per_request_median"], "{:.0f}"),
+                     str(run["errors"]), ratios])  # fmt: skip
+    return rows
+
+
+HIT_COLUMNS = ("run", "req/s (median)", "server CPU µs/req (median)", "errors", "resp hit")
+
+
+def hit_table(document: dict[str, Any]) -> Table:
+    t = Table(title="hit path (interleaved rounds) and yardstick", title_justify="left")
+    for column in HIT_COLUMNS:
+        t.add_column(column, justify="left" if column in ("run", "resp hit") else "right")
+    for row in hit_rows(document):
+        t.add_row(*row)
+    return t
+
+
 def curve_table(document: dict[str, Any]) -> Table:
     t = Table(title="cost curve: the list page alone, by `first`", title_justify="left")
     t.add_column("phase")
@@ -245,6 +124,8 @@ def print_report(document: dict[str, Any], console: Console, json_path: Path) ->
     console.print(table(document))
     if document["curve"]:
         console.print(curve_table(document))
+    if hit_rows(document):
+        console.print(hit_table(document))
     colours = {"PASS": "green", "FAIL": "red", "N/A ": "yellow"}
     for line in target_lines(document):
         console.print(f"[{colours[line[:4]]}]{line}[/]", highlight=False)
@@ -265,6 +146,8 @@ def charts(document: dict[str, Any], out: Path) -> list[Path]:
 
     phases = list(document["phases"])
     paths: list[Path] = []
+    if not phases:  # only the yardstick or the hit-path section ran: no phase to chart
+        return paths
     for metric, title, ylabel, filename in (
         ("rps", "Requests per second by phase (log scale)", "requests/s", "bench-rps.png"),
         ("p99", "p99 latency by phase (log scale)", "ms", "bench-p99.png"),
@@ -274,7 +157,7 @@ def charts(document: dict[str, Any], out: Path) -> list[Path]:
         for i, kind in enumerate(RUN_ORDER):
             values = []
             for phase in phases:
-                run = _run(document, phase, kind)
+                run = run_of(document, phase, kind)
                 value = None
                 if run is not None:
                     value = run["rps"] if metric == "rps" else run["latency_ms"]["p99"]
@@ -372,6 +255,15 @@ def markdown(document: dict[str, Any], chart_dir: str = ".") -> str:
                     f"| {_fmt(run['latency_ms']['p50'])} | {_fmt(run['latency_ms']['p99'])} "
                     f"| {_fmt(run['server']['sql_per_request'])} | {run['errors']['total']} |"
                 )
+    rows = hit_rows(document)
+    if rows:
+        lines += ["", "Hit path (medians of interleaved rounds) and yardstick:", ""]
+        lines += ["| " + " | ".join(HIT_COLUMNS) + " |", "|---|--:|--:|--:|---|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    memory = document.get("peak_rss_mb") or {}
+    if memory:
+        shown = ", ".join(f"{phase} {mb} MB" for phase, mb in memory.items())
+        lines += ["", f"Peak server RSS by phase: {shown}."]
     lines += ["", "Target checks (as printed by the command):", "", "```"]
     lines += target_lines(document)
     lines += ["```", ""]

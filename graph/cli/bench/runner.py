@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import platform
 import secrets
 import shutil
-import subprocess
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,116 +14,31 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
+from graph.cli.bench import hits, report, wrk
 from graph.cli.bench import plan as plans
-from graph.cli.bench import report, wrk
-from graph.cli.bench.scrape import SERVER_FIGURES, scrape, server_figures
-from graph.cli.bench.server import ROOT, ServerProcess, Tokens, cpu_split, prepare_database
+from graph.cli.bench.config import (
+    CURVE_PHASES,
+    PHASE_ENV,
+    PHASES,
+    REQUESTS_PER_SCRIPT,
+    RUN_KINDS,
+    YARDSTICK_RUNS,
+    BenchConfig,
+    Step,
+)
+from graph.cli.bench.course import Course, step_seconds
+from graph.cli.bench.provenance import document, machine
+from graph.cli.bench.server import (
+    Tokens,
+    cpu_split,
+    prepare_database,
+)
 from graph.cli.redis_process import RedisServer
 from models.seed import SeedPlan
 
-PHASES = ("off", "fields", "all")
-PHASE_ENV = {
-    "off": {"STRATA_CACHE": "off", "STRATA_RESPONSE_CACHE": "false"},
-    "fields": {"STRATA_CACHE": "on", "STRATA_RESPONSE_CACHE": "false"},
-    "all": {"STRATA_CACHE": "on", "STRATA_RESPONSE_CACHE": "true"},
-}
-PHASE_TITLES = {
-    "off": "cache off",
-    "fields": "field + dataloader cache",
-    "all": "everything on (response cache)",
-}
-CURVE_PHASES = ("off", "all")
-RUN_KINDS = ("mix", "list", "detail")
-SCRAPE_PAUSE = 1.0  # engine counters reach /metrics within ~1 s
-REQUESTS_PER_SCRIPT = 10_000
+__all__ = ["PHASES", "BenchConfig", "run_bench"]
 
-
-@dataclass(frozen=True)
-class BenchConfig:
-    authors: int = 1000
-    books_per_author: int = 10
-    reviews_per_book: int = 5
-    users: int = 100
-    seed: int = 42
-    duration: float = 10.0
-    warmup: float = 3.0
-    connections: int = 16
-    workers: int = 1
-    mix: str = plans.DEFAULT_MIX
-    zipf: float = 1.1
-    out: Path = Path("bench-results")
-    phases: tuple[str, ...] = PHASES
-    curve: bool = True
-    curve_firsts: tuple[int, ...] = plans.CURVE_FIRSTS
-    viewers: int = 8
-    scrape_pause: float = SCRAPE_PAUSE
-    command: str = "strata bench"
-
-    def validate(self) -> None:
-        unknown = [phase for phase in self.phases if phase not in PHASES]
-        if unknown or not self.phases:
-            raise ValueError(f"phases must be a subset of {','.join(PHASES)}, got {unknown}")
-        if self.authors < 1 or self.books_per_author < 1 or self.users < 1:
-            raise ValueError("the benchmark needs at least one author, book and user")
-        if any(not 1 <= first <= 100 for first in self.curve_firsts):
-            raise ValueError("curve points must be between 1 and 100 (the schema's bounds)")
-        plans.parse_mix(self.mix)
-
-
-@dataclass
-class Step:
-    phase: str
-    name: str  # mix, list, detail, healthz, curve-<first>
-    script: Path
-    warmup: float
-    first: int | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-def failed_run(reason: str) -> dict[str, Any]:
-    """A run that did not complete: no figures, one error."""
-    nothing = dict.fromkeys(("p50", "p95", "p99", "mean", "max"))
-    return {
-        "failed": reason,
-        "requests": 0,
-        "duration_s": 0.0,
-        "rps": 0.0,
-        "latency_ms": nothing,
-        "errors": {"total": 1},
-        "client_cpu_us_per_request": None,
-        "server": dict.fromkeys(SERVER_FIGURES),
-    }
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.TimeoutExpired):
-        commit, dirty = "unknown", ""
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "wrk": wrk.wrk_version(),
-        "commit": commit or "unknown",
-        "uncommitted_changes": bool(dirty),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def _git(*args: str) -> str:
-    completed = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    return completed.stdout.strip()
+MEASURED_PHASES = ("off", "fields", "all")  # the phases whose runs fill the main table
 
 
 def _write_script(path: Path, target: wrk.Target, check_body: bool = True) -> Path:
@@ -137,8 +48,13 @@ def _write_script(path: Path, target: wrk.Target, check_body: bool = True) -> Pa
 
 def _plan_steps(config: BenchConfig, scripts: dict[str, Path]) -> list[Step]:
     steps: list[Step] = []
-    healthz_phase = "all" if "all" in config.phases else config.phases[-1]
+    measured = [phase for phase in config.phases if phase in MEASURED_PHASES]
+    healthz_phase = "all" if "all" in measured else (measured[-1] if measured else None)
     for phase in config.phases:
+        if phase == "yardstick":
+            steps += [Step(phase, kind, scripts[kind], config.warmup) for kind in YARDSTICK_RUNS]
+        if phase not in MEASURED_PHASES:
+            continue
         steps += [Step(phase, kind, scripts[kind], config.warmup) for kind in RUN_KINDS]
         if phase == healthz_phase:
             steps.append(Step(phase, "healthz", scripts["healthz"], 0.0))
@@ -150,9 +66,12 @@ def _plan_steps(config: BenchConfig, scripts: dict[str, Path]) -> list[Step]:
     return steps
 
 
-def _step_seconds(step: Step, pause: float) -> float:
-    warm = wrk.whole_seconds(step.warmup) + pause if step.warmup > 0 else 0.0
-    return warm + pause
+def _hit_seconds(config: BenchConfig) -> float:
+    """What the hit-path section takes, for the progress bar."""
+    if "hits" not in config.phases:
+        return 0.0
+    per_run = wrk.whole_seconds(config.hit_duration) + wrk.whole_seconds(hits.WARMUP_SECONDS)
+    return float(per_run * len(hits.SCHEDULE) * config.hit_rounds)
 
 
 def run_bench(config: BenchConfig, console: Console) -> dict[str, Any]:
@@ -174,6 +93,8 @@ def run_bench(config: BenchConfig, console: Console) -> dict[str, Any]:
     database_url = (
         os.environ["DATABASE_URL"] if not own_database else f"sqlite+aiosqlite:///{seed_file}"
     )
+    hit_path: dict[str, Any] | None = None
+    memory: dict[str, float | None] = {}
     redis: RedisServer | None = None
     redis_url = os.environ.get("REDIS_URL")
     if redis_url is None:
@@ -187,9 +108,8 @@ def run_bench(config: BenchConfig, console: Console) -> dict[str, Any]:
         )
         scripts = _scripts(work, config, mix, catalogue, tokens)
         steps = _plan_steps(config, scripts)
-        measured = sum(
-            wrk.whole_seconds(config.duration) + _step_seconds(s, config.scrape_pause)
-            for s in steps
+        measured = _hit_seconds(config) + sum(
+            wrk.whole_seconds(config.duration) + step_seconds(s, config.scrape_pause) for s in steps
         )
         with Progress(
             "[progress.description]{task.description}",
@@ -200,46 +120,25 @@ def run_bench(config: BenchConfig, console: Console) -> dict[str, Any]:
             console=console,
         ) as bar:
             task = bar.add_task("benchmark", total=measured)
-            done = 0.0
+            course = Course(config, bar, task, wrk_cpus, server_cpus, work, tokens, console)
             for phase in config.phases:
                 env = _phase_env(phase, database_url, redis_url, work, own_database)
-                server = ServerProcess(
-                    env, config.workers, work / f"server-{phase}.log", server_cpus, tokens.admin
-                )
-                bar.update(task, description=f"{phase}: starting the server")
-                server.start()
-                try:
-                    _preflight(server, catalogue, tokens, config)
-                    for step in (s for s in steps if s.phase == phase):
-                        overhead = _step_seconds(step, config.scrape_pause)
-                        try:
-                            done = _run_step(
-                                step, server, config, wrk_cpus, bar, task, done, overhead
-                            )
-                        except (wrk.WrkFailed, OSError) as error:
-                            # A hung or crashed server: record the run as failed (it
-                            # counts as an error), restart the server, go on.
-                            step.result = failed_run(f"{error!r}; server log: {server.log_tail(8)}")
-                            console.print(
-                                f"[red]{phase} · {step.name} failed ({error!r}); "
-                                f"restarting the server (log: {server.log_path})"
-                            )
-                            done += wrk.whole_seconds(config.duration) + overhead
-                            server.stop()
-                            server.start()
-                finally:
-                    server.stop()
+                if phase == "hits":
+                    hit_path = course.hit_path(env, catalogue)
+                else:
+                    memory[phase] = course.phase(phase, env, steps, catalogue)
     finally:
         if redis is not None:
             redis.close()
-    document = _document(config, info, started, steps, wrk_cpus, server_cpus, own_database)
-    document["charts"] = [str(path) for path in report.charts(document, out)]
-    (out / "bench.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    (out / "bench.md").write_text(report.markdown(document))
+    setup = {"wrk_cpus": wrk_cpus, "server_cpus": server_cpus, "own_database": own_database}
+    result = document(config, info, started, steps, setup, hit_path, memory)
+    result["charts"] = [str(path) for path in report.charts(result, out)]
+    (out / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    (out / "bench.md").write_text(report.markdown(result))
     if own_database:
         for db_file in work.glob("*.sqlite*"):
             db_file.unlink(missing_ok=True)
-    return document
+    return result
 
 
 def _seed(database_url: str, seed_plan: SeedPlan, config: BenchConfig, console: Console) -> Tokens:
@@ -306,146 +205,9 @@ def _phase_env(
             "STRATA_CACHE_SECRET": secrets.token_hex(32),
             "STRATA_CACHE_PREFIX": f"bench-{work.name}-{phase}",
             "STRATA_EXPOSE_CACHE_STATS": "false",
-            "STRATA_LOG_LEVEL": "WARNING",
+            # Default settings otherwise: INFO logging (one line per operation), metrics on.
             **PHASE_ENV[phase],
         }
     )
     # `strata serve --workers N` shares /metrics across workers itself.
     return env
-
-
-def _preflight(
-    server: ServerProcess,
-    catalogue: plans.Catalogue,
-    tokens: Tokens,
-    config: BenchConfig,
-) -> None:
-    """One request of every kind before any load: a schema or auth mistake in the bench
-    must fail loudly, not show up as a run of errors."""
-    everything = {kind: 1.0 for kind in plans.KINDS}
-    requests = plans.generate(everything, catalogue, count=50, zipf=config.zipf, seed=config.seed)
-    seen: set[tuple[str, str]] = set()
-    for request in requests:
-        key = (request.kind, request.query)
-        if key in seen:
-            continue
-        seen.add(key)
-        token = None
-        if request.viewer is not None:
-            token = tokens.admin if request.viewer == plans.ADMIN else tokens.users[request.viewer]
-        status, payload = server.graphql(request.body(), token)
-        if status != 200 or payload.get("errors") or not payload.get("data"):
-            raise RuntimeError(
-                f"pre-flight {request.kind} request failed ({status}): {payload}\n"
-                f"server log:\n{server.log_tail()}"
-            )
-
-
-def _run_step(
-    step: Step,
-    server: ServerProcess,
-    config: BenchConfig,
-    wrk_cpus: str | None,
-    bar: Progress,
-    task: Any,
-    done: float,
-    overhead: float,
-) -> float:
-    seconds = wrk.whole_seconds(config.duration)
-    label = f"{step.phase} · {step.name}"
-    threads = 1 if wrk_cpus is not None else 2
-
-    def ticker(base: float, what: str) -> Callable[[float], None]:
-        def tick(elapsed: float) -> None:
-            bar.update(task, completed=base + elapsed, description=f"{label} · {what}")
-
-        return tick
-
-    position = done
-    if step.warmup > 0:
-        warm = wrk.whole_seconds(step.warmup)
-        wrk.run(
-            step.script,
-            server.url,
-            seconds=warm,
-            connections=config.connections,
-            threads=threads,
-            cpus=wrk_cpus,
-            tick=ticker(position, "warm-up"),
-        )
-        position += warm
-        time.sleep(config.scrape_pause)
-        position += config.scrape_pause
-    before = scrape(server.url, server.admin_token)
-    result = wrk.run(
-        step.script,
-        server.url,
-        seconds=seconds,
-        connections=config.connections,
-        threads=threads,
-        cpus=wrk_cpus,
-        tick=ticker(position, "measuring"),
-    )
-    time.sleep(config.scrape_pause)
-    after = scrape(server.url, server.admin_token)
-    step.result = result.as_dict()
-    if step.name != "healthz":
-        step.result["server"] = server_figures(before, after, result.requests)
-    finished = done + seconds + overhead
-    bar.update(task, completed=finished)
-    return finished
-
-
-def _document(
-    config: BenchConfig,
-    info: dict[str, Any],
-    started: datetime,
-    steps: list[Step],
-    wrk_cpus: str | None,
-    server_cpus: str | None,
-    own_database: bool,
-) -> dict[str, Any]:
-    phases: dict[str, dict[str, Any]] = {}
-    curve: dict[str, dict[str, Any]] = {}
-    healthz: dict[str, Any] | None = None
-    for step in steps:
-        if step.name == "healthz":
-            healthz = {"phase": step.phase, **step.result}
-        elif step.first is not None:
-            curve.setdefault(step.phase, {})[str(step.first)] = step.result
-        else:
-            phases.setdefault(step.phase, {"env": PHASE_ENV[step.phase], "runs": {}})
-            phases[step.phase]["runs"][step.name] = step.result
-    if config.curve:
-        for phase in CURVE_PHASES:
-            if phase in phases and plans.LIST_FIRST in config.curve_firsts:
-                curve.setdefault(phase, {})[str(plans.LIST_FIRST)] = phases[phase]["runs"]["list"]
-        curve = {
-            phase: dict(sorted(points.items(), key=lambda item: int(item[0])))
-            for phase, points in curve.items()
-        }
-    settings = asdict(config)
-    settings["out"] = str(config.out)
-    document: dict[str, Any] = {
-        "command": config.command,
-        "started": started.isoformat(timespec="seconds"),
-        "machine": info,
-        "config": settings,
-        "setup": {
-            "wrk_cpus": wrk_cpus,
-            "server_cpus": server_cpus,
-            "database": "own SQLite file, copied fresh per phase"
-            if own_database
-            else "DATABASE_URL (shared by every phase)",
-            "redis": "REDIS_URL" if "REDIS_URL" in os.environ else "throwaway redis-server",
-            "requests_per_script": REQUESTS_PER_SCRIPT,
-            "scrape_pause_s": config.scrape_pause,
-        },
-        "healthz": healthz,
-        "phases": phases,
-        "curve": curve,
-    }
-    document["ratios"] = report.ratios(document)
-    document["targets"] = report.targets(document)
-    document["errors_total"] = report.error_total(document)
-    return document

@@ -79,8 +79,33 @@ def cpu_split() -> tuple[str | None, str | None]:
     return str(cpus[0]), ",".join(str(cpu) for cpu in cpus[1:])
 
 
+def strata_serve(port: int, workers: int) -> list[str]:
+    return [
+        *strata_command(),
+        *("serve", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(workers)),
+    ]
+
+
+YARDSTICK_READY = "/graphql?query=%7B__typename%7D"  # it has no /healthz: a query instead
+
+
+def yardstick_serve(port: int, _workers: int) -> list[str]:
+    """benchmarks/yardstick.py, run from the checkout (it is not part of the package)."""
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.yardstick",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
 class ServerProcess:
-    """One `strata serve` on a free port of 127.0.0.1, logging to a file."""
+    """One `strata serve` (or another `program`) on a free port of 127.0.0.1, logging to a
+    file."""
 
     def __init__(
         self,
@@ -89,7 +114,11 @@ class ServerProcess:
         log_path: Path,
         cpus: str | None,
         admin_token: str,
+        program: Callable[[int, int], list[str]] = strata_serve,
+        ready_path: str = "/healthz",
     ) -> None:
+        self.program = program
+        self.ready_path = ready_path
         self.env = dict(env)
         self.admin_token = admin_token
         """Sent to /metrics, which is an operator surface in production."""
@@ -106,17 +135,13 @@ class ServerProcess:
 
     def start(self) -> None:
         self.port = free_port()
-        command = [
-            *strata_command(),
-            *("serve", "--host", "127.0.0.1", "--port", str(self.port)),
-            *("--workers", str(self.workers)),
-        ]
+        command = self.program(self.port, self.workers)
         if self.cpus is not None:
             command = ["taskset", "-c", self.cpus, *command]
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             command,
-            env=self.env,
+            env={**self.env, "PYTHONPATH": str(ROOT)},
             cwd=self.log_path.parent,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -127,14 +152,40 @@ class ServerProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the server did not answer /healthz in time:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"the server did not answer {self.ready_path} in time:\n{self.log_tail()}"
+        )
+
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU time the server process has used so far (Linux)."""
+        if self._process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # utime and stime: fields 14 and 15 of stat(5), counted after the command's ")".
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float | None:
+        """The server process's peak resident memory so far (VmHWM, Linux)."""
+        if self._process is None:
+            return None
+        try:
+            status = Path(f"/proc/{self._process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return None
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -148,6 +199,22 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def trim_log(self, keep_bytes: int = 64 * 1024) -> None:
+        """Keep only the end of the log: at the default INFO level it holds one line per
+        request, tens of megabytes a run, and only its end says anything about a failure."""
+        try:
+            with self.log_path.open("rb+") as log:
+                size = log.seek(0, os.SEEK_END)
+                if size <= keep_bytes:
+                    return
+                log.seek(size - keep_bytes)
+                tail = log.read()
+                log.seek(0)
+                log.write(tail[tail.find(b"\n") + 1 :])
+                log.truncate()
+        except OSError:
+            pass
 
     def log_tail(self, lines: int = 30) -> str:
         try:

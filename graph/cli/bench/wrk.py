@@ -62,11 +62,16 @@ def lua_string(value: str | bytes) -> str:
     return "".join(out)
 
 
+Entry = tuple[str, str, str | None, bytes, str | None]
+"""One request of a run: method, path, bearer token, body, and an If-None-Match value."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What one wrk run sends: a list of (method, path, token, body)."""
+    """What one wrk run sends, and the status every answer must have (any 2xx when None)."""
 
-    entries: Sequence[tuple[str, str, str | None, bytes]]
+    entries: Sequence[Entry]
+    expect_status: int | None = None
 
     @classmethod
     def graphql(
@@ -79,11 +84,16 @@ class Target:
                 return admin_token
             return user_tokens[viewer % len(user_tokens)]
 
-        return cls([("POST", "/graphql", token(r.viewer), r.body()) for r in requests])
+        return cls([("POST", "/graphql", token(r.viewer), r.body(), None) for r in requests])
 
     @classmethod
     def get(cls, path: str) -> Target:
-        return cls([("GET", path, None, b"")])
+        return cls([("GET", path, None, b"", None)])
+
+    @classmethod
+    def revalidations(cls, paths_and_etags: Sequence[tuple[str, str]]) -> Target:
+        """GETs sent with the ETag of the answer they had before: each must be a 304."""
+        return cls([("GET", path, None, b"", etag) for path, etag in paths_and_etags], 304)
 
 
 SCRIPT = """\
@@ -107,7 +117,13 @@ end
 function init(args)
   prepared = {}
   for i, e in ipairs(entries) do
-    prepared[i] = wrk.format(e[1], e[2], headers[e[3]], e[4])
+    local h = headers[e[3]]
+    if e[5] then
+      h = {}
+      for name, value in pairs(headers[e[3]]) do h[name] = value end
+      h["If-None-Match"] = e[5]
+    end
+    prepared[i] = wrk.format(e[1], e[2], h, e[4])
   end
   position = ((thread_id - 1) * 7919) %% #prepared
   responses = 0
@@ -122,7 +138,9 @@ end
 
 function response(status, hdrs, body)
   responses = responses + 1
-  if status < 200 or status > 299 then
+  if %(expect_status)s and status ~= %(expect_status)s then
+    non2xx = non2xx + 1
+  elseif not %(expect_status)s and (status < 200 or status > 299) then
     non2xx = non2xx + 1
   elseif %(check_body)s and body and string.find(body, '"errors"', 1, true) then
     graphql_errors = graphql_errors + 1
@@ -153,11 +171,11 @@ end
 def render_script(target: Target, *, check_body: bool = True) -> str:
     tokens: dict[str | None, int] = {}
     lines = []
-    for method, path, token, body in target.entries:
+    for method, path, token, body, etag in target.entries:
         index = tokens.setdefault(token, len(tokens) + 1)
         lines.append(
             f"  {{{lua_string(method)}, {lua_string(path)}, {index}, "
-            f"{lua_string(body) if body else 'nil'}}},"
+            f"{lua_string(body) if body else 'nil'}, {lua_string(etag) if etag else 'nil'}}},"
         )
     header_lines = []
     for token, index in sorted(tokens.items(), key=lambda item: item[1]):
@@ -169,6 +187,7 @@ def render_script(target: Target, *, check_body: bool = True) -> str:
         "entries": "\n".join(lines),
         "headers": "\n".join(header_lines),
         "check_body": "true" if check_body else "false",
+        "expect_status": "nil" if target.expect_status is None else str(target.expect_status),
         "marker": MARKER,
     }
 

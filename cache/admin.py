@@ -25,7 +25,7 @@ from typing import Any, Final, TypeVar
 from cache.codec import EntryCodec, IntegrityError, tags_in
 from cache.engine import TieredCache
 from cache.keys import GLOBAL_TAG
-from cache.redis_tier import RedisTier
+from cache.redis_tier import L2Tier
 
 T = TypeVar("T")
 
@@ -102,7 +102,7 @@ class CacheAdmin:
         self._codec = EntryCodec(cache.config.secret)
 
     @property
-    def _redis(self) -> RedisTier:
+    def _redis(self) -> L2Tier:
         redis = self._cache.redis_tier  # the engine's own: same pool, same key space
         if redis is None:
             raise RuntimeError("this cache has no Redis tier (memory-only or not started)")

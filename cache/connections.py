@@ -11,11 +11,12 @@ and keep its parser and disconnect-on-error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
 
@@ -56,11 +57,42 @@ class ConnectionStack:
                 else:
                     self._idle.append(connection)
 
+    async def execute_many(self, commands: Sequence[tuple[EncodableT, ...]]) -> list[Any]:
+        """Several commands in one round trip (one write, then every reply): the raw
+        replies in order, a Redis error reply in its place as the exception object (the
+        caller decides per command: a redirect, a refused write). Retried like
+        :meth:`execute`."""
+        async with self._slots:
+            connection = self._idle.pop() if self._idle else self._make()
+            try:
+                try:
+                    return await _round_trips(connection, commands)
+                except RedisConnectionError:
+                    return await _round_trips(connection, commands)
+            finally:
+                if self._closed:
+                    await connection.disconnect()
+                else:
+                    self._idle.append(connection)
+
     async def close(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.disconnect()
+
+
+async def _round_trips(
+    connection: AbstractConnection, commands: Sequence[tuple[EncodableT, ...]]
+) -> list[Any]:
+    await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response(disable_decoding=True))
+        except ResponseError as error:  # read whole: the connection stays in step
+            replies.append(error)
+    return replies
 
 
 async def _round_trip(connection: AbstractConnection, args: tuple[EncodableT, ...]) -> Any:

@@ -34,6 +34,7 @@ COUNTERS: Final[Mapping[str, str]] = {
         "(attempted, whether or not they succeeded); not the pub/sub listener"
     ),
     "redis_skipped": "Redis calls not attempted because the circuit breaker was open",
+    "redis_redirects": "Cluster commands redirected (MOVED, ASK, TRYAGAIN) or reloaded",
     "breaker_opened": "Times the circuit breaker opened",
     "breaker_closed": "Times a probe closed the circuit breaker",
     "invalidations": "Calls of invalidate",

@@ -18,11 +18,12 @@ from redis.exceptions import RedisError
 from cache.background import BackgroundTasks
 from cache.breaker import CircuitBreaker
 from cache.broadcast import InvalidationListener
+from cache.cluster_broadcast import ClusterListener
 from cache.config import CacheConfig
 from cache.counters import Counters
 from cache.deadline import Deadline
 from cache.keys import GLOBAL_TAG
-from cache.redis_tier import RedisTier
+from cache.redis_tier import L2Tier
 from cache.versions import TagVersionView
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError)
+
+Listener = InvalidationListener | ClusterListener
 
 
 class RedisUnavailable(Exception):
@@ -47,8 +50,8 @@ class RedisHealth:
         self._counters = counters
         self._view = view
         self._tasks = tasks
-        self.redis: RedisTier | None = None
-        self.listener: InvalidationListener | None = None
+        self.redis: L2Tier | None = None
+        self.listener: Listener | None = None
         self._on_recovered: Callable[[], None] = lambda: None
         self.breaker = CircuitBreaker(
             config.breaker_failure_threshold, config.breaker_reset_seconds
@@ -63,8 +66,8 @@ class RedisHealth:
 
     def attach(
         self,
-        redis: RedisTier,
-        listener: InvalidationListener,
+        redis: L2Tier,
+        listener: Listener,
         on_recovered: Callable[[], None],
     ) -> None:
         """``on_recovered`` runs when a probe finds Redis back, before it is used again."""
@@ -79,9 +82,14 @@ class RedisHealth:
         if self.redis is None:
             return False
         listener = self.listener
-        return not self.breaker.closed or listener is None or not listener.connected.is_set()
+        return (
+            not self.breaker.closed
+            or not self.redis.whole
+            or listener is None
+            or not listener.connected.is_set()
+        )
 
-    async def call(self, op: Callable[[RedisTier], Awaitable[T]]) -> T:
+    async def call(self, op: Callable[[L2Tier], Awaitable[T]]) -> T:
         redis = self.redis
         if redis is None:
             raise RedisUnavailable
@@ -91,7 +99,7 @@ class RedisHealth:
             raise RedisUnavailable
         self._counters.add("redis_round_trips")
         try:
-            async with Deadline(self._timeout_s):
+            async with Deadline(redis.deadline_s):
                 result = await op(redis)
         except REDIS_FAILURES as error:
             self._record_failure(error)
@@ -117,9 +125,10 @@ class RedisHealth:
                 self._counters.add("breaker_opened")
                 logger.warning("an invalidation did not reach Redis: circuit breaker open")
 
-    async def _send_invalidations(self, redis: RedisTier, tags: Sequence[str]) -> None:
+    async def _send_invalidations(self, redis: L2Tier, tags: Sequence[str]) -> None:
         """One round trip for ``tags`` plus every pending invalidation: the one place
-        pending invalidations are replayed (by a call, a scheduled replay or a probe)."""
+        pending invalidations are replayed (by a call, a scheduled replay or a probe).
+        On a cluster, tags whose node did not take the bump stay pending."""
         pending = self.pending.batch()
         replayed, everything = pending
         batch = list(dict.fromkeys([*tags, *replayed, *([GLOBAL_TAG] if everything else [])]))
@@ -128,7 +137,10 @@ class RedisHealth:
             return
         versions = await redis.invalidate(batch, self.tag_ttl_ms)
         self.pending.replayed(pending)
-        self._view.merge(zip(batch, versions, strict=True))
+        applied = [(tag, v) for tag, v in zip(batch, versions, strict=True) if v is not None]
+        if len(applied) < len(batch):
+            self.pending.queue(tag for tag, v in zip(batch, versions, strict=True) if v is None)
+        self._view.merge(applied)
 
     def _schedule_replay(self) -> None:
         if self._replaying:

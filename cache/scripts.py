@@ -36,6 +36,11 @@ local function current_versions(names, tag_ttl)
 end
 """
 
+# KEYS: tag version keys of one slot. ARGV: tag TTL (ms).
+# The cluster tier's creation of missing versions (it reads existing ones with GET): each
+# version key comes from the clock of the node that holds it, like everywhere else.
+VERSIONS: Final = _VERSIONS + "\nreturn current_versions(KEYS, ARGV[1])\n"
+
 # KEYS: one key of the namespace (it routes the call to the namespace's slot).
 # ARGV: entry key prefix, tag key prefix, tag TTL (ms), msgpack [[entry key suffixes],
 # [tag names]].

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -34,10 +35,15 @@ def redis_server_binary() -> str:
 class RedisServer:
     """One redis-server on a fixed free port, so a restart keeps the same URL."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
+        self._extra_args = list(extra_args)
         self._dir = tempfile.mkdtemp(prefix="strata-redis-")
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
     @property
     def url(self) -> str:
@@ -57,6 +63,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self._dir,
+                *self._extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

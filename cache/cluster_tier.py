@@ -125,7 +125,9 @@ class _Plan:
 
     async def run(self) -> list[Any]:
         """Each command's reply in order: a value, an error reply, or :data:`UNREACHED`."""
-        replies = await self._tier.fan_out(self.by_node)
+        skipped: set[str] = set()
+        replies = await self._tier.fan_out(self.by_node, skipped)
+        await self._tier.check_whole_outage(replies, skipped)
         out: list[Any] = []
         for name, index in self._where:
             got = replies[name]
@@ -136,15 +138,18 @@ class _Plan:
 class ClusterTier:
     """The engine's operations on a Redis Cluster (see the module docstring)."""
 
-    whole_deadlines: Final = 3
-    """Round trips one operation may chain (a read that creates missing versions, a
-    redirect); the bound the health guard puts around a whole call."""
+    backstop_deadlines: Final = 10
+    """The health guard's bound around a whole call, in per-node deadlines: only a
+    backstop, since every round trip to a node runs under its own deadline (a call chains
+    at most a few: a read that creates missing versions, a redirect, a PING of the other
+    masters when nothing answered). Kept loose so this process's own delays (a busy event
+    loop before the nodes' tasks start) are not taken for Redis's."""
 
     def __init__(self, url: str, keys: KeySpace, config: CacheConfig, counters: Counters) -> None:
         self.url = url
         self.keys = keys
         self._timeout_s = config.redis_timeout_ms / 1000
-        self.deadline_s = self._timeout_s * self.whole_deadlines
+        self.deadline_s = self._timeout_s * self.backstop_deadlines
         self._max_connections = config.redis_max_connections
         self._failure_threshold = config.breaker_failure_threshold
         self._reset_s = config.breaker_reset_seconds
@@ -176,6 +181,7 @@ class ClusterTier:
         except RedisClusterException as error:  # not a RedisError: keep the guard's types
             raise RedisConnectionError(str(error)) from error
         self._ready = True
+        await self._release_discovery_connections()
 
     def node_for(self, redis_key: str) -> str:
         node = self.client.nodes_manager.get_node_from_slot(key_slot(redis_key.encode()))
@@ -208,21 +214,57 @@ class ClusterTier:
 
     # -- one round trip per node -------------------------------------------------------------
 
-    async def fan_out(self, by_node: dict[str, list[Command]]) -> dict[str, list[Any] | None]:
+    async def fan_out(
+        self,
+        by_node: dict[str, list[Command]],
+        skipped: set[str] | None = None,
+        force: bool = False,
+    ) -> dict[str, list[Any] | None]:
+        """Each node's replies, or ``None`` for a node that failed or was skipped (its
+        name then goes to ``skipped``)."""
         names = list(by_node)
+        skipped = set() if skipped is None else skipped
         if len(names) == 1:
             name = names[0]
-            return {name: await self._on_node(name, by_node[name])}
-        replies = await asyncio.gather(*(self._on_node(name, by_node[name]) for name in names))
+            return {name: await self._on_node(name, by_node[name], skipped, force)}
+        replies = await asyncio.gather(
+            *(self._on_node(name, by_node[name], skipped, force) for name in names)
+        )
         return dict(zip(names, replies, strict=True))
 
-    async def _on_node(self, name: str, commands: list[Command]) -> list[Any] | None:
+    async def check_whole_outage(
+        self, replies: dict[str, list[Any] | None], skipped: set[str]
+    ) -> None:
+        """Raises when no master of the cluster answers: the whole cluster is away, which
+        the engine's own breaker handles as it does one Redis (probes, replay, L1 flush on
+        recovery). One node down never raises: when nothing answered because its nodes
+        just failed, the other masters are asked for a PING, and a known-down node
+        (skipped) raises only once every node is known down."""
+        if any(reply is not None for reply in replies.values()):
+            return
+        if skipped >= set(replies):
+            if any(link.breaker.closed for link in self._links.values()):
+                return
+            raise RedisConnectionError("every Redis Cluster master is skipped")
+        others: dict[str, list[Command]] = {
+            name: [("PING",)]
+            for name, link in self._links.items()
+            if name not in replies and link.breaker.closed
+        }
+        if others and any(reply is not None for reply in (await self.fan_out(others)).values()):
+            return
+        raise RedisConnectionError("no Redis Cluster master answers")
+
+    async def _on_node(
+        self, name: str, commands: list[Command], skipped: set[str], force: bool
+    ) -> list[Any] | None:
         """The node's replies, or ``None`` when it is skipped or fails (counted, and fed to
         its breaker: a failing node is skipped, the others are not)."""
         link = self._links[name]
         breaker = link.breaker
-        if not breaker.closed and not breaker.begin_probe():
+        if not breaker.closed and not breaker.begin_probe(force=force):
             self._counters.add("redis_skipped")
+            skipped.add(name)
             return None
         try:
             async with Deadline(self._timeout_s):
@@ -239,7 +281,7 @@ class ClusterTier:
             breaker.record_success()
         else:
             breaker.close()
-            self._counters.add("breaker_closed")
+            self._counters.add("node_breaker_closed")
             logger.warning("Redis Cluster node %s is back: L1 flushed", name)
             self.on_node_back()
         return replies
@@ -265,7 +307,7 @@ class ClusterTier:
         if breaker.state is BreakerState.PROBING:
             breaker.trip()
         elif breaker.record_failure():
-            self._counters.add("breaker_opened")
+            self._counters.add("node_breaker_opened")
             logger.warning("Redis Cluster node %s unavailable (%r): skipped", link.name, error)
 
     # -- the engine's operations ---------------------------------------------------------
@@ -402,12 +444,20 @@ class ClusterTier:
         await self.fan_out({name: list(load) for name in nodes})
 
     async def ping(self) -> None:
-        """Raises unless the slot map is known and some master answers."""
+        """The engine's probe: raises unless the slot map is known and some master
+        answers. Probes every skipped master now, whatever its own reset delay."""
         await self._route()
         nodes = [self._link(node).name for node in self.client.get_primaries()]
-        replies = await self.fan_out({name: [("PING",)] for name in nodes})
+        replies = await self.fan_out({name: [("PING",)] for name in nodes}, force=True)
         if all(reply is None for reply in replies.values()):
             raise RedisConnectionError("no Redis Cluster master answered")
+
+    async def _release_discovery_connections(self) -> None:
+        """redis-py keeps the connections it asked the slot map on; the engine's commands
+        go over its own stacks, so only redirects need the client's (opened again then)."""
+        manager = self.client.nodes_manager
+        for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]:
+            await node.disconnect_free_connections()
 
     async def close(self) -> None:
         for link in self._links.values():

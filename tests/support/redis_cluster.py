@@ -53,6 +53,7 @@ class RedisClusterServers:
 
     def __init__(self, masters: int = 3) -> None:
         self.nodes = [RedisServer(cluster_port(), _node_args()) for _ in range(masters)]
+        self._created = False
 
     @property
     def url(self) -> str:
@@ -64,8 +65,14 @@ class RedisClusterServers:
         return [node.url for node in self.nodes]
 
     def start(self) -> None:
+        """Creates the cluster; after :meth:`stop`, restarts every master (each keeps its
+        identity and slots in its ``nodes.conf``) and waits until the cluster is ok."""
         for node in self.nodes:
             node.start()
+        if self._created:
+            self.wait_until_ok()
+            return
+        self._created = True
         cli = str(Path(redis_server_binary()).with_name("redis-cli"))
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
@@ -105,6 +112,11 @@ class RedisClusterServers:
             return next(server for server in self.nodes if server.port == int(node.port))
         finally:
             client.close()
+
+    def stop(self) -> None:
+        """Every master down: the whole of L2 away, as when one Redis stops."""
+        for node in self.nodes:
+            node.stop()
 
     def close(self) -> None:
         for node in self.nodes:

@@ -199,14 +199,18 @@ class ClusterTier:
         return all(link.breaker.closed for link in self._links.values())
 
     async def masters(self) -> dict[str, str]:
-        """``{node name: URL}`` of every master now, for the broadcast listener. Refreshes
-        the slot map first while a node is skipped (a failover may have replaced it)."""
+        """``{node name: URL}`` of every master now, for the broadcast listener, which
+        asks every second. While a node is skipped, also refreshes the slot map (a failover
+        may have replaced it) and probes the skipped nodes when their breakers allow, so an
+        idle instance recovers too."""
         await self._route()
         if not self.whole:
             try:
                 await self.client.nodes_manager.initialize()
             except (*REDIS_FAILURES, RedisClusterException) as error:
                 logger.debug("cluster topology refresh failed: %r", error)
+            down = [link.name for link in self._links.values() if not link.breaker.closed]
+            await self.fan_out({name: [("PING",)] for name in down})
         return {
             node.name: node_url(self.url, node.host, node.port)
             for node in self.client.get_primaries()

@@ -1,17 +1,18 @@
-"""The invalidation listener on a Redis Cluster: one subscription per master.
+"""The invalidation listener on a Redis Cluster: a subscription on every master.
 
 A ``PUBLISH`` on a cluster reaches the subscribers of every node (the cluster bus carries
-it), so one subscription would receive every message. One per master is held anyway: its
-loss is how this instance learns, at once, that a master is gone, even when it has no
-traffic of its own for that node. Another instance's invalidations of tags on that node
-are then stuck in its pending set, unpublished, so this instance does what it does when
-the single Redis's broadcast is lost: flush L1 and cap L1 TTLs (``connected`` is clear
-until every master's subscription is back). Messages are taken from one subscription
-only (the first live master by name) so each is applied once; when that one is lost,
-L1 is flushed anyway and the next takes over.
+it), so one subscription, on the *reader* master, receives every message. The other
+masters each hold a subscription too, to a channel nobody publishes on: its loss is how
+this instance learns, at once, that a master is gone, even with no traffic of its own for
+that node. Another instance's bumps of tags on that node then stay pending there,
+unpublished, so this instance does what it does when the single Redis's broadcast is lost:
+flush L1 and cap L1 TTLs (``connected`` is clear until every master's subscription is
+back, and each (re)subscription flushes L1 again).
 
-The set of masters is read again every ``refresh_s`` from the cluster client's slot map,
-so the listener follows a failover or a new master.
+Every ``refresh_s`` the listener reads the masters again from the cluster client's slot
+map (it follows a failover or a new master) and, when the reader's subscription is down
+while another is up, moves the reader there; L1 was flushed when the reader was lost, so
+messages published during the move cannot be missed silently.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 from cache.broadcast import InvalidationListener, OnMessage
 from cache.redis_tier import build_listener_client
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 Masters = Callable[[], Awaitable[dict[str, str]]]
 """``{node name: URL}`` of the cluster's masters now."""
+
+LIVENESS_SUFFIX: Final = ":liveness"
 
 
 class ClusterListener:
@@ -48,8 +52,12 @@ class ClusterListener:
         self._on_connected = on_connected
         self._on_lost = on_lost
         self._refresh_s = refresh_s
+        self._urls: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: set[str] = set()
+        self._generation = 0
+        self._current: dict[str, int] = {}
+        self._reader: str | None = None
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -58,50 +66,69 @@ class ClusterListener:
                 await self._follow()
                 await asyncio.sleep(self._refresh_s)
         finally:
-            for task in self._tasks.values():
+            tasks = list(self._tasks.values())
+            for task in tasks:
                 task.cancel()
-            for task in self._tasks.values():
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
     async def _follow(self) -> None:
-        """Subscribes to new masters and drops the ones no longer in the slot map."""
+        """Subscribes on new masters, drops the ones no longer in the slot map, and keeps
+        the reader on a live master."""
         try:
-            masters = await self._masters()
+            self._urls = await self._masters()
         except Exception as error:  # unreachable cluster: keep what we have, try again
             logger.debug("cluster masters unknown for now: %r", error)
             return
-        for name in set(self._tasks) - set(masters):
-            self._tasks.pop(name).cancel()  # its listener reports the loss as it stops
-        for name, url in masters.items():
+        for name in set(self._tasks) - set(self._urls):
+            self._stop(name)
+            self._on_lost()
+        reader = self._reader
+        if reader not in self._urls or (reader not in self._live and self._live):
+            self._reader = min(self._live or self._urls)
+            for moved in (reader, self._reader):  # both change channels
+                if moved in self._tasks:
+                    self._stop(moved)
+        for name in self._urls:
             if name not in self._tasks:
-                self._tasks[name] = asyncio.create_task(self._subscription(name, url).run())
+                self._tasks[name] = asyncio.create_task(self._subscription(name).run())
         self._update()
 
-    def _subscription(self, name: str, url: str) -> InvalidationListener:
-        timeout_s = self._connect_timeout_s
+    def _stop(self, name: str | None) -> None:
+        """Ends a subscription; the callbacks of an ended one are ignored from now on."""
+        if name is not None:
+            self._tasks.pop(name).cancel()
+            self._current.pop(name, None)
+            self._live.discard(name)
+
+    def _subscription(self, name: str) -> InvalidationListener:
+        url, timeout_s = self._urls[name], self._connect_timeout_s
+        reads = name == self._reader
+        self._generation += 1
+        generation = self._current[name] = self._generation
 
         def on_message(tags: Sequence[str], versions: Sequence[int]) -> None:
-            if name == self._reader():
-                self._on_message(tags, versions)
+            self._on_message(tags, versions)
 
         return InvalidationListener(
             lambda: build_listener_client(url, timeout_s),
-            self._channel,
+            self._channel if reads else self._channel + LIVENESS_SUFFIX,
             on_message,
-            lambda: self._up(name),
-            lambda: self._down(name),
+            lambda: self._up(name, generation),
+            lambda: self._down(name, generation),
         )
 
-    def _reader(self) -> str | None:
-        return min(self._live) if self._live else None
-
-    def _up(self, name: str) -> None:
+    def _up(self, name: str, generation: int) -> None:
+        if self._current.get(name) != generation:
+            return
         self._live.add(name)
         self._on_connected()
         self._update()
 
-    def _down(self, name: str) -> None:
+    def _down(self, name: str, generation: int) -> None:
+        if self._current.get(name) != generation:
+            return
         self._live.discard(name)
         self._on_lost()
         self._update()

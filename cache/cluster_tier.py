@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -166,9 +167,9 @@ class ClusterTier:
         """Runs when a node's breaker closes again: invalidations may have been missed."""
         self._scripts = {
             hashlib.sha1(text.encode()).hexdigest(): text
-            for text in (scripts.VERSIONS, scripts.INVALIDATE)
+            for text in (scripts.VERSIONS, scripts.BUMP)
         }
-        self._versions_sha, self._invalidate_sha = list(self._scripts)
+        self._versions_sha, self._bump_sha = list(self._scripts)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -410,8 +411,10 @@ class ClusterTier:
         )
 
     async def invalidate(self, tags: Sequence[str], tag_ttl_ms: int) -> list[int | None]:
-        """Bumps each tag on its node (the tags of one slot in one script, which publishes
-        them); ``None`` for a tag whose node did not apply it."""
+        """Bumps each tag on its node (the tags of one slot in one script), then publishes
+        the new versions once, through a node that just answered: two round trips, and
+        one message per invalidation for every listener rather than one per slot.
+        ``None`` for a tag whose node did not apply it (it stays pending)."""
         await self._route()
         by_slot: dict[int, list[int]] = {}
         names = [self.keys.tag(tag) for tag in tags]
@@ -419,25 +422,30 @@ class ClusterTier:
             by_slot.setdefault(key_slot(name.encode()), []).append(index)
         plan = _Plan(self)
         groups = list(by_slot.values())
-        channel = self.keys.channel
         for group in groups:
             keys = [names[index] for index in group]
-            command: Command = (
-                "EVALSHA",
-                self._invalidate_sha,
-                len(keys),
-                *keys,
-                tag_ttl_ms,
-                channel,
-                *[tags[index] for index in group],
-            )
-            plan.add(keys[0], command)
+            plan.add(keys[0], ("EVALSHA", self._bump_sha, len(keys), *keys, tag_ttl_ms))
         out: list[int | None] = [None] * len(tags)
+        answered: list[str] = []
         for group, reply in zip(groups, await plan.run(), strict=True):
             if isinstance(reply, list) and len(reply) == len(group):
+                answered.append(names[group[0]])
                 for index, version in zip(group, reply, strict=True):
                     out[index] = int(version)
+        applied = [tag for tag, version in zip(tags, out, strict=True) if version is not None]
+        if applied:
+            versions = [version for version in out if version is not None]
+            await self._publish(answered, msgpack.packb([applied, versions]))
         return out
+
+    async def _publish(self, via: list[str], message: bytes) -> None:
+        """PUBLISH on the namespace's channel through the node of one of ``via`` (the
+        cluster bus carries it to every node's subscribers); the next if that one fails."""
+        for name in dict.fromkeys(self.node_for(key) for key in via):
+            replies = await self.fan_out({name: [("PUBLISH", self.keys.channel, message)]})
+            if replies[name] is not None:
+                return
+        logger.warning("an invalidation was applied but its broadcast could not be sent")
 
     async def warm_up(self) -> None:
         """Learns the slot map, opens a connection to every master and loads the scripts

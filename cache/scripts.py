@@ -122,13 +122,12 @@ end
 return written
 """
 
-# KEYS: tag version keys. ARGV: tag TTL (ms), broadcast channel, the tag names.
-# Bumps every tag, then publishes {tags, new versions} so other instances drop their L1
-# copies; returns the new versions.
-INVALIDATE: Final = """
+# Bumps KEYS (tag version keys) with TTL ARGV[1] and sets ``versions`` to their new
+# versions; shared by INVALIDATE and BUMP.
+_BUMP = """
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
-local versions, tags = {}, {}
+local versions = {}
 for i = 1, #KEYS do
   local current = redis.call('GET', KEYS[i])
   if current and string.match(current, '^%d+$') then
@@ -138,8 +137,23 @@ for i = 1, #KEYS do
     redis.call('SET', KEYS[i], now, 'PX', ARGV[1])
     versions[i] = tonumber(now)
   end
-  tags[i] = ARGV[2 + i]
 end
+"""
+
+# KEYS: tag version keys. ARGV: tag TTL (ms), broadcast channel, the tag names.
+# Bumps every tag, then publishes {tags, new versions} so other instances drop their L1
+# copies; returns the new versions.
+INVALIDATE: Final = (
+    _BUMP
+    + """
+local tags = {}
+for i = 1, #KEYS do tags[i] = ARGV[2 + i] end
 redis.call('PUBLISH', ARGV[2], cmsgpack.pack({tags, versions}))
 return versions
 """
+)
+
+# KEYS: tag version keys of one slot. ARGV: tag TTL (ms).
+# The cluster tier's bump: it publishes once for all the slots an invalidation touched,
+# after every node has answered, instead of once per slot.
+BUMP: Final = _BUMP + "\nreturn versions\n"

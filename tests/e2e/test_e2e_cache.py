@@ -74,11 +74,11 @@ class Deployment:
 
 
 @pytest.fixture
-async def deployment(
-    sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
-) -> Deployment:
+async def deployment(sqlite_url: str, l2_url: str, key_prefix: str, tmp_path: Path) -> Deployment:
+    """On one Redis; on the cluster too for tests marked ``l2_both`` (the instances find
+    out by themselves: STRATA_REDIS_CLUSTER is left at ``auto``)."""
     tokens = await prepare_database(sqlite_url)
-    return Deployment(sqlite_url, tokens, tmp_path, redis_url, key_prefix)
+    return Deployment(sqlite_url, tokens, tmp_path, l2_url, key_prefix)
 
 
 # --- the oracle over HTTP (tests/support/probes.py) ----------------------------------
@@ -108,6 +108,7 @@ async def assert_warm(server: Server) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
     deployment: Deployment,
 ) -> None:
@@ -246,6 +247,7 @@ ADD_REVIEW = """mutation ($in: ReviewInput!) { addReview(input: $in) { id } }"""
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 async def test_race_then_every_cached_read_equals_the_database(deployment: Deployment) -> None:
     seed = random.randrange(1 << 30)
     print(f"\nrace seed {seed}")
@@ -322,6 +324,7 @@ async def test_race_then_every_cached_read_equals_the_database(deployment: Deplo
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 async def test_private_values_never_reach_another_viewer(deployment: Deployment) -> None:
     _, alice, bob = deployment.tokens
     viewers: list[tuple[str, str | None]] = [("anonymous", None), ("alice", alice), ("bob", bob)]
@@ -423,6 +426,7 @@ async def _all_ready(servers: Sequence[Server], status: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
     deployment: Deployment, redis_server: RedisServer
 ) -> None:

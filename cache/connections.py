@@ -5,7 +5,9 @@ needs less than ``Redis.execute_command`` on a ``ConnectionPool`` does per call:
 lock, a readiness probe of the socket, observability hooks and a retry wrapper, a
 measurable share of a batch read (figures in docs/benchmarks.md). Connections are still
 redis-py's own, built from the pool's URL settings (TLS, unix sockets, ACL credentials),
-and keep its parser and disconnect-on-error.
+and keep its parser and disconnect-on-error; a batch of several commands
+(:meth:`ConnectionStack.execute_many`, the cluster tier's) is encoded and its replies read
+here, where redis-py's per-command layers cost most.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import InvalidResponse, ResponseError
 from redis.typing import EncodableT
 
 
@@ -106,13 +108,49 @@ async def _round_trips(
     connection: AbstractConnection, commands: Sequence[tuple[EncodableT, ...]]
 ) -> list[Any]:
     await connection.send_packed_command(pack(commands), check_health=False)
+    reader = connection._reader
+    if reader is None:
+        raise RedisConnectionError("connection closed before its replies were read")
     replies: list[Any] = []
-    for _ in commands:
-        try:
-            replies.append(await connection.read_response(disable_decoding=True))
-        except ResponseError as error:  # read whole: the connection stays in step
-            replies.append(error)
+    try:
+        for _ in commands:
+            replies.append(await _read_reply(reader, connection._parser.parse_error))
+    except BaseException:
+        # A reply read in part leaves the connection out of step: as redis-py does.
+        await connection.disconnect(nowait=True)
+        raise
     return replies
+
+
+async def _read_reply(
+    reader: asyncio.StreamReader, parse_error: Callable[[str], ResponseError]
+) -> Any:
+    """One RESP2/RESP3 reply of the kinds the cluster tier's commands get (bulk and simple
+    strings, nulls, integers, arrays of them); an error reply is returned as its redis-py
+    exception (``MOVED`` as ``MovedError``, ...). A batch of many small replies is where
+    redis-py's general parser costs most (figures in docs/benchmarks.md)."""
+    try:
+        line = await reader.readuntil(b"\r\n")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
+        if kind == b"_":
+            return None
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return parse_error(rest.decode(errors="replace"))
+        if kind == b"*":
+            size = int(rest)
+            return (
+                None if size < 0 else [await _read_reply(reader, parse_error) for _ in range(size)]
+            )
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+        raise RedisConnectionError("Redis closed the connection mid-reply") from error
+    raise InvalidResponse(f"unexpected reply {line[:32]!r}")
 
 
 async def _round_trip(connection: AbstractConnection, args: tuple[EncodableT, ...]) -> Any:

@@ -31,6 +31,24 @@ from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 
 ROUNDS = 15
+BATCH = [f"Thing:{i}" for i in range(20)]
+"""The L2 batch every figure reads: 20 keys, one tag each."""
+VALUES = {key: {"id": key, "name": "x" * 40, "n": 7, "tags": ["a", "b"]} for key in BATCH}
+
+
+async def load_batch(missing: list[str]) -> dict[str, object]:
+    return {key: VALUES[key] for key in missing}
+
+
+def own_tag(key: str) -> list[str]:
+    return [key]
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    print("| measurement | median |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
 
 
 async def median_us(op: Callable[[], Awaitable[object]], calls: int) -> float:
@@ -105,14 +123,7 @@ def hit_ratio_lru(stream: list[int], bound: int) -> float:
 async def measure(url: str) -> list[tuple[str, str]]:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     config = CacheConfig(redis_url=url, namespace=namespace, secret=b"bench")
-    keys = [f"Thing:{i}" for i in range(20)]
-    values = {key: {"id": key, "name": "x" * 40, "n": 7, "tags": ["a", "b"]} for key in keys}
-
-    async def load(missing: list[str]) -> dict[str, object]:
-        return {key: values[key] for key in missing}
-
-    def own(key: str) -> list[str]:
-        return [key]
+    keys, load, own = BATCH, load_batch, own_tag
 
     async def load_pages(missing: list[str]) -> dict[str, object]:
         return {key: key for key in missing}
@@ -201,14 +212,7 @@ async def measure_cluster(single_url: str, cluster_url: str) -> list[tuple[str, 
     """The same L2 batch of 20 (entries and tag versions, verified and decoded) on one
     Redis and spread over a three-master cluster, and redis-py's ``mget_nonatomic`` of the
     same 20 entry keys on the cluster; each pair timed in alternating rounds."""
-    keys = [f"Thing:{i}" for i in range(20)]
-    values = {key: {"id": key, "name": "x" * 40, "n": 7, "tags": ["a", "b"]} for key in keys}
-
-    async def load(missing: list[str]) -> dict[str, object]:
-        return {key: values[key] for key in missing}
-
-    def own(key: str) -> list[str]:
-        return [key]
+    keys, load, own = BATCH, load_batch, own_tag
 
     def config(url: str, mode: str) -> CacheConfig:
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
@@ -274,10 +278,7 @@ async def main() -> None:
         cluster.close()
         if server is not None:
             server.close()
-    print("| measurement | median |")
-    print("|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

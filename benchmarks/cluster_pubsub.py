@@ -21,6 +21,7 @@ import time
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from benchmarks.cache_engine import print_table
 from tests.support.redis_cluster import RedisClusterServers
 
 ROUNDS = 20
@@ -98,10 +99,7 @@ async def main() -> None:
         rows = await measure(cluster)
     finally:
         cluster.close()
-    print("| measurement | median |")
-    print("|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

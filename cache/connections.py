@@ -13,13 +13,16 @@ here, where redis-py's per-command layers cost most.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.typing import EncodableT
+
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
 
 
 class ConnectionStack:
@@ -46,31 +49,25 @@ class ConnectionStack:
         (a restart, ``CLIENT KILL``, an idle timeout) fails its next command at once.
         Timeouts are never retried: the caller's deadline decides what happens then.
         """
-        async with self._slots:
-            connection = self._idle.pop() if self._idle else self._make()
-            try:
-                try:
-                    return await _round_trip(connection, args)
-                except RedisConnectionError:
-                    return await _round_trip(connection, args)
-            finally:
-                if self._closed:
-                    await connection.disconnect()
-                else:
-                    self._idle.append(connection)
+        return await self._exchange(_round_trip, args)
 
     async def execute_many(self, commands: Sequence[tuple[EncodableT, ...]]) -> list[Any]:
         """Several commands in one round trip (one write, then every reply): the raw
         replies in order, a Redis error reply in its place as the exception object (the
         caller decides per command: a redirect, a refused write). Retried like
         :meth:`execute`."""
+        return await self._exchange(_round_trips, commands)
+
+    async def _exchange(
+        self, exchange: Callable[[AbstractConnection, Request], Awaitable[Reply]], request: Request
+    ) -> Reply:
         async with self._slots:
             connection = self._idle.pop() if self._idle else self._make()
             try:
                 try:
-                    return await _round_trips(connection, commands)
+                    return await exchange(connection, request)
                 except RedisConnectionError:
-                    return await _round_trips(connection, commands)
+                    return await exchange(connection, request)
             finally:
                 if self._closed:
                     await connection.disconnect()

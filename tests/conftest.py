@@ -52,15 +52,25 @@ def l2_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisClusterServers]:
-    """A throwaway three-master Redis Cluster, started once per run when a test needs it."""
+def _cluster() -> Iterator[RedisClusterServers]:
     servers = RedisClusterServers()
     servers.start()
     try:
         yield servers
     finally:
         servers.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A throwaway three-master Redis Cluster, started once per run when a test needs it."""
+    yield from _cluster()
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[RedisClusterServers]:
+    """A cluster of this test's own: it may take a master away or move a slot."""
+    yield from _cluster()
 
 
 @pytest.fixture

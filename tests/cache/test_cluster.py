@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,14 +34,8 @@ FAST_FAULTS = {
 
 
 @pytest.fixture
-def cluster() -> Iterator[RedisClusterServers]:
-    """A private cluster a test may take a master of, or move a slot in."""
-    servers = RedisClusterServers()
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.close()
+def cluster(private_cluster: RedisClusterServers) -> RedisClusterServers:
+    return private_cluster
 
 
 @pytest.fixture

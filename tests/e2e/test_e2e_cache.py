@@ -430,15 +430,29 @@ async def _all_ready(servers: Sequence[Server], status: str) -> bool:
 async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
     deployment: Deployment, redis_server: RedisServer
 ) -> None:
+    await outage_under_load(deployment, redis_server.url, redis_server.stop, redis_server.start)
+
+
+async def outage_under_load(
+    deployment: Deployment,
+    redis_url: str,
+    take_down: Callable[[], None],
+    bring_back: Callable[[], None],
+    what: str = "Redis",
+) -> None:
+    """Clients read A and B back to back; ``take_down`` (all of Redis, or one cluster
+    master) runs after a second and ``bring_back`` 1.5 s later. No request fails, a write
+    made meanwhile shows at once on A and within the window on B, both report degraded
+    then ok by themselves, caching resumes, and every answer equals the database."""
     tokens = deployment.tokens
-    a = deployment.server("A", redis_url=redis_server.url)
-    b = deployment.server("B", redis_url=redis_server.url)
+    a = deployment.server("A", redis_url=redis_url)
+    b = deployment.server("B", redis_url=redis_url)
     c = deployment.server("C", cache="off")
     load = Tally()
     stop = asyncio.Event()
     down: list[float] = []  # [stopped at, started at]
     timeline: list[tuple[float, str]] = []
-    marked_title = "Written while Redis was down"
+    marked_title = f"Written while {what} was down"
     book_query = '{ book(id: "1") { title } books(first: 100) { edges { node { title } } } }'
 
     async def client(number: int) -> None:
@@ -454,10 +468,10 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
 
     async def outage() -> None:
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(redis_server.stop)
+        await asyncio.to_thread(take_down)
         down.append(time.monotonic())
         took = await _wait_for("degraded", lambda: _all_ready((a, b), "degraded"), 3.0)
-        print(f"\n/readyz said degraded {took * 1000:.0f} ms after Redis was killed")
+        print(f"\n/readyz said degraded {took * 1000:.0f} ms after {what} was killed")
         # A write while Redis is down: it succeeds, A reads it at once, B within its
         # shortened L1 TTL (it cannot be told).
         update = f'mutation {{ updateBook(id: "1", input: {{title: "{marked_title}"}}) {{ id }} }}'
@@ -469,10 +483,10 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
             CONVERGE_SECONDS,
             step=0.01,
         )
-        print(f"B showed the write made on A while Redis was down after {on_b * 1000:.0f} ms")
+        print(f"B showed the write made on A while {what} was down after {on_b * 1000:.0f} ms")
         assert await _all_ready((a, b), "degraded")
         await asyncio.sleep(max(0.0, down[0] + 1.5 - time.monotonic()))
-        await asyncio.to_thread(redis_server.start)
+        await asyncio.to_thread(bring_back)
         down.append(time.monotonic())
 
     async with running([a, b, c]):
@@ -486,15 +500,15 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
         await asyncio.wait_for(asyncio.gather(*clients), 15)
 
         during = sum(1 for at, _ in timeline if down[0] <= at <= down[1])
-        print(f"load: {load.requests} requests, {during} while Redis was down")
+        print(f"load: {load.requests} requests, {during} while {what} was down")
         assert not load.failures, load.failures[:5]
-        assert during > 20, "too little load while Redis was down"
+        assert during > 20, f"too little load while {what} was down"
 
         # No read while waiting: an idle instance notices by itself that Redis is back
         # (the breaker's reset delay and the listener's longest backoff are both 1 s).
         await _wait_for("ok again, idle", lambda: _all_ready((a, b), "ok"), 3.0, step=0.1)
         back = time.monotonic() - down[1]
-        print(f"/readyz said ok {back * 1000:.0f} ms after Redis came back")
+        print(f"/readyz said ok {back * 1000:.0f} ms after {what} came back")
         # The write made while Redis was down is still what both instances show.
         for server in (a, b):
             assert await _shows(server, book_query, marked_title), server.name

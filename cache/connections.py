@@ -58,6 +58,46 @@ class ConnectionStack:
         :meth:`execute`."""
         return await self._exchange(_round_trips, commands)
 
+    async def send(self, commands: Sequence[tuple[EncodableT, ...]]) -> AbstractConnection:
+        """The first half of :meth:`execute_many`: takes a connection and writes
+        ``commands`` on it, so several nodes' batches can be in flight before any reply is
+        read (no task per node). The caller must pass the connection to :meth:`receive`,
+        or to :meth:`abandon`. Retried once on a connection error, like :meth:`execute`."""
+        await self._slots.acquire()
+        connection = self._idle.pop() if self._idle else self._make()
+        packed = pack(commands)
+        try:
+            try:
+                await connection.send_packed_command(packed, check_health=False)
+            except RedisConnectionError:
+                await connection.send_packed_command(packed, check_health=False)
+        except BaseException:
+            await self._put_back(connection)
+            raise
+        return connection
+
+    async def receive(self, connection: AbstractConnection, count: int) -> list[Any]:
+        """The second half: the ``count`` replies, as :meth:`execute_many` returns them;
+        the connection goes back on the stack (disconnected if a reply was cut)."""
+        try:
+            return await _read_replies(connection, count)
+        finally:
+            await self._put_back(connection)
+
+    async def abandon(self, connection: AbstractConnection) -> None:
+        """A sent batch whose replies will not be read: the connection is out of step."""
+        await connection.disconnect(nowait=True)
+        await self._put_back(connection)
+
+    async def _put_back(self, connection: AbstractConnection) -> None:
+        try:
+            if self._closed:
+                await connection.disconnect()
+            else:
+                self._idle.append(connection)
+        finally:
+            self._slots.release()
+
     async def _exchange(
         self, exchange: Callable[[AbstractConnection, Request], Awaitable[Reply]], request: Request
     ) -> Reply:
@@ -105,12 +145,16 @@ async def _round_trips(
     connection: AbstractConnection, commands: Sequence[tuple[EncodableT, ...]]
 ) -> list[Any]:
     await connection.send_packed_command(pack(commands), check_health=False)
+    return await _read_replies(connection, len(commands))
+
+
+async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]:
     reader = connection._reader
     if reader is None:
         raise RedisConnectionError("connection closed before its replies were read")
     replies: list[Any] = []
     try:
-        for _ in commands:
+        for _ in range(count):
             replies.append(await _read_reply(reader, connection._parser.parse_error))
     except BaseException:
         # A reply read in part leaves the connection out of step: as redis-py does.

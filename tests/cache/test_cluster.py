@@ -84,13 +84,13 @@ async def test_a_batch_read_costs_one_round_trip_per_node(
     source = Source({f"k{i}": i for i in range(20)})
     await cache.get_many_or_load(list(source.data), source.load, tags=own_tag)  # fills
     round_trips: list[int] = []
-    original = connections_module._round_trips
+    original = connections_module._read_replies
 
-    async def counted(connection: Any, commands: Any) -> list[Any]:
+    async def counted(connection: Any, count: int) -> list[Any]:
         round_trips.append(int(connection.port))
-        return await original(connection, commands)
+        return await original(connection, count)
 
-    monkeypatch.setattr(connections_module, "_round_trips", counted)
+    monkeypatch.setattr(connections_module, "_read_replies", counted)
     got = await cache.get_many_or_load(list(source.data), source.load, tags=own_tag)
     assert got == source.data
     assert cache.stats["l2_hits"] == 20

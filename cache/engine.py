@@ -85,8 +85,9 @@ class TieredCache:
         listener: Listener
         if await self._on_a_cluster(url):
             self._keys.spread_over_slots()
-            cluster = ClusterTier(url, self._keys, config, self.counters)
-            cluster.on_node_back = invalidator.flush_l1
+            cluster = ClusterTier(
+                url, self._keys, config, self.counters, on_node_back=invalidator.flush_l1
+            )
             redis = cluster
             listener = ClusterListener(
                 cluster.masters, max(timeout_s, 1.0), self._keys.channel, *handlers

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -24,11 +24,6 @@ class PendingBatch:
     tags: tuple[str, ...]
     everything: bool
     """Too many tags to remember were pending: bump the global tag instead."""
-
-    @property
-    def rows(self) -> list[int]:
-        """The outbox rows this batch applies (local marks excluded)."""
-        return sorted(mark for mark in self.ids if mark >= 0)
 
 
 class PendingInvalidations:
@@ -98,8 +93,28 @@ class PendingInvalidations:
             return PendingBatch(ids, (), True)
         return PendingBatch(ids, tuple(self._counts), False)
 
-    def replayed(self, batch: PendingBatch) -> None:
-        self.clear(batch.ids)
+    def replayed(self, batch: PendingBatch, unbumped: Collection[str] = ()) -> list[int]:
+        """Clears the marks ``batch`` carried whose every tag Redis bumped; returns the
+        outbox rows among them that this call cleared (now applied). ``unbumped``: tags
+        whose bump did not land (on a cluster, their node is down): a mark with one of them
+        stays, whole, as does every mark of a batch that bumped everything (its one tag,
+        the global one, did not land). A mark cleared meanwhile by another call is left
+        to that call to report."""
+        if not unbumped:
+            done = [mark for mark in batch.ids if self._holds(mark)]
+        elif batch.everything:
+            done = []
+        else:
+            done = [
+                mark
+                for mark in batch.ids
+                if mark in self._marks and not any(tag in unbumped for tag in self._marks[mark])
+            ]
+        self.clear(done)
+        return sorted(mark for mark in done if mark >= 0)
+
+    def _holds(self, mark: int) -> bool:
+        return mark in self._marks or mark in self._everything
 
     def __bool__(self) -> bool:
         return bool(self._marks) or bool(self._everything)

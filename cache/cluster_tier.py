@@ -253,12 +253,16 @@ class ClusterTier:
 
     async def _publish(self, via: list[str], message: bytes) -> None:
         """PUBLISH on the namespace's channel through the node of one of ``via`` (the
-        cluster bus carries it to every node's subscribers); the next if that one fails."""
+        cluster bus carries it to every node's subscribers); the next if that one fails.
+        Raises when none took it: the bumps are then not reported applied, so their marks
+        stay pending and their outbox rows unapplied, and a replay or a relay bumps and
+        publishes again (the other instances would otherwise serve stale until TTL)."""
         for name in dict.fromkeys(self.node_for(key) for key in via):
             replies = await self.nodes.fan_out({name: [("PUBLISH", self.keys.channel, message)]})
-            if replies[name] is not None:
+            reply = replies[name]
+            if reply is not None and not isinstance(reply[0], Exception):  # not refused
                 return
-        logger.warning("an invalidation was applied but its broadcast could not be sent")
+        raise RedisConnectionError("an invalidation was applied but not broadcast")
 
     async def warm_up(self) -> None:
         """Learns the slot map, opens a connection to every master and loads the scripts

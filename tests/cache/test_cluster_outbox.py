@@ -87,10 +87,10 @@ async def _is(got: Awaitable[dict[int, bool]], wanted: dict[int, bool]) -> bool:
 
 
 async def test_a_row_with_a_tag_on_a_down_master_stays_unapplied_until_it_is_back(
+    outbox: DatabaseOutbox,  # first: closed after the engines that mark rows in it
     engines: list[TieredCache],
     private_cluster: RedisClusterServers,
     key_prefix: str,
-    outbox: DatabaseOutbox,
 ) -> None:
     cluster = private_cluster
     star = star_master(cluster, key_prefix)
@@ -139,10 +139,10 @@ async def test_a_row_with_a_tag_on_a_down_master_stays_unapplied_until_it_is_bac
 
 
 async def test_a_bump_whose_broadcast_was_refused_leaves_its_row_unapplied(
+    outbox: DatabaseOutbox,  # first: closed after the engines that mark rows in it
     engines: list[TieredCache],
     private_cluster: RedisClusterServers,
     key_prefix: str,
-    outbox: DatabaseOutbox,
 ) -> None:
     """Bump and PUBLISH are two round trips on a cluster: a bump applied but never
     broadcast is not reported applied, and is bumped and published again later."""

@@ -151,12 +151,11 @@ class RedisHealth:
                 tags[start : start + MAX_TAGS_PER_BUMP], self.tag_ttl_ms
             )
         bumped = [(tag, v) for tag, v in zip(tags, versions, strict=True) if v is not None]
-        unbumped = frozenset(tag for tag, v in zip(tags, versions, strict=True) if v is None)
-        rows = self.pending.replayed(batch, unbumped)
+        rows = self.pending.replayed(batch, frozenset(tag for tag, _ in bumped))
         self._view.merge_late(bumped)
         if rows:
             self._on_applied(rows)
-        return not unbumped
+        return len(bumped) == len(tags)
 
     def _schedule_replay(self) -> None:
         if self._replaying:

@@ -53,10 +53,16 @@ async def until(condition: Callable[[], Awaitable[bool]], within: float = 15.0) 
         await asyncio.sleep(0.05)
 
 
-def tags_by_node(cluster: RedisClusterServers, prefix: str) -> dict[int, list[str]]:
-    """Per master (by port), tag names whose version lives there."""
+def cluster_keys(prefix: str) -> KeySpace:
+    """The engine's Redis names under ``prefix`` in the cluster layout."""
     keys = KeySpace(prefix)
     keys.spread_over_slots()
+    return keys
+
+
+def tags_by_node(cluster: RedisClusterServers, prefix: str) -> dict[int, list[str]]:
+    """Per master (by port), tag names whose version lives there."""
+    keys = cluster_keys(prefix)
     found: dict[int, list[str]] = {node.port: [] for node in cluster.nodes}
     for i in range(60):
         found[cluster.master_of(keys.tag(f"t{i}")).port].append(f"t{i}")
@@ -65,15 +71,12 @@ def tags_by_node(cluster: RedisClusterServers, prefix: str) -> dict[int, list[st
 
 def star_master(cluster: RedisClusterServers, prefix: str) -> RedisServer:
     """The master of the global tag: every read needs it, so the tests keep it up."""
-    keys = KeySpace(prefix)
-    keys.spread_over_slots()
-    return cluster.master_of(keys.tag("*"))
+    return cluster.master_of(cluster_keys(prefix).tag("*"))
 
 
 def tag_version(node: RedisServer, prefix: str, tag: str) -> int:
     """The version of ``tag`` on its master, read directly."""
-    keys = KeySpace(prefix)
-    keys.spread_over_slots()
+    keys = cluster_keys(prefix)
     client = redis.Redis(host="127.0.0.1", port=node.port)
     try:
         return int(client.get(keys.tag(tag)) or 0)

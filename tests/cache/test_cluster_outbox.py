@@ -126,7 +126,9 @@ async def test_a_row_with_a_tag_on_a_down_master_stays_unapplied_until_it_is_bac
     source.data[up_tag_2] = "new"
     await writer.invalidate([up_tag_2], row=healthy)
     await until(lambda: _is(applied(outbox), {spanning: False, healthy: True}))
-    assert writer.stats["pending_invalidations"] == 1
+    # (The relay, woken by the lost subscription, may mark the healthy row again if it read
+    # it before it was marked applied; its next bump clears it again.)
+    await eventually(lambda: writer.stats["pending_invalidations"] == 1, within=10)
     assert writer.stats["breaker_state"] == "closed"
 
     # Its tags stay pending, the bumped one too: never filled, so every read loads.

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks.cache_engine
 
-Uses REDIS_URL when set, else starts a throwaway redis-server. Each figure is the median
+Uses REDIS_URL when set, else starts a throwaway redis-server; the cluster figures use a
+throwaway three-master Redis Cluster. Each figure is the median
 of several timed rounds (each round = the mean of many calls), all from one run; the L2
 batch and the raw MGET it is compared with are timed in alternating rounds.
 """
@@ -20,13 +21,34 @@ from collections.abc import Awaitable, Callable
 from itertools import accumulate
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from theine import Cache as TheineCache
 
 from cache import CacheConfig, TieredCache
+from cache.cluster_tier import ClusterTier
 from cache.keys import KeySpace
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 
 ROUNDS = 15
+BATCH = [f"Thing:{i}" for i in range(20)]
+"""The L2 batch every figure reads: 20 keys, one tag each."""
+VALUES = {key: {"id": key, "name": "x" * 40, "n": 7, "tags": ["a", "b"]} for key in BATCH}
+
+
+async def load_batch(missing: list[str]) -> dict[str, object]:
+    return {key: VALUES[key] for key in missing}
+
+
+def own_tag(key: str) -> list[str]:
+    return [key]
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    print("| measurement | median |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
 
 
 async def median_us(op: Callable[[], Awaitable[object]], calls: int) -> float:
@@ -101,14 +123,7 @@ def hit_ratio_lru(stream: list[int], bound: int) -> float:
 async def measure(url: str) -> list[tuple[str, str]]:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     config = CacheConfig(redis_url=url, namespace=namespace, secret=b"bench")
-    keys = [f"Thing:{i}" for i in range(20)]
-    values = {key: {"id": key, "name": "x" * 40, "n": 7, "tags": ["a", "b"]} for key in keys}
-
-    async def load(missing: list[str]) -> dict[str, object]:
-        return {key: values[key] for key in missing}
-
-    def own(key: str) -> list[str]:
-        return [key]
+    keys, load, own = BATCH, load_batch, own_tag
 
     async def load_pages(missing: list[str]) -> dict[str, object]:
         return {key: key for key in missing}
@@ -193,6 +208,60 @@ async def measure(url: str) -> list[tuple[str, str]]:
     return rows
 
 
+async def measure_cluster(single_url: str, cluster_url: str) -> list[tuple[str, str]]:
+    """The same L2 batch of 20 (entries and tag versions, verified and decoded) on one
+    Redis and spread over a three-master cluster, and redis-py's ``mget_nonatomic`` of the
+    same 20 entry keys on the cluster; each pair timed in alternating rounds."""
+    keys, load, own = BATCH, load_batch, own_tag
+
+    def config(url: str, mode: str) -> CacheConfig:
+        namespace = f"bench-{uuid.uuid4().hex[:8]}"
+        return CacheConfig(
+            redis_url=url, namespace=namespace, secret=b"bench", l1_max_entries=0,
+            redis_cluster=mode, redis_timeout_ms=1000,
+        )  # fmt: skip
+
+    async with (
+        TieredCache(config(single_url, "off")) as single,
+        TieredCache(config(cluster_url, "on")) as cluster,
+    ):
+        for engine in (single, cluster):
+            await engine.get_many_or_load(keys, load, tags=own)
+        tier = cluster.redis_tier
+        assert isinstance(tier, ClusterTier)
+        raw = RedisCluster.from_url(cluster_url)
+        entry_keys = [tier.keys.entry(key) for key in keys]
+        nodes = {tier.node_for(name) for name in entry_keys}
+        on_cluster, on_one, vs_single = await interleaved_us(
+            lambda: cluster.get_many_or_load(keys, load, tags=own),
+            lambda: single.get_many_or_load(keys, load, tags=own),
+        )
+        _, raw_mget, vs_raw = await interleaved_us(
+            lambda: cluster.get_many_or_load(keys, load, tags=own),
+            lambda: raw.mget_nonatomic(entry_keys),
+        )
+        tags = [f"Tag:{i}" for i in range(10)]
+        invalidate_one = await median_us(lambda: single.invalidate(tags), 1000)
+        invalidate_cluster = await median_us(lambda: cluster.invalidate(tags), 1000)
+        await raw.aclose()
+    for engine in (single, cluster):
+        assert engine.stats["loads"] == 1  # every timed batch was 20 L2 hits
+        assert engine.stats["redis_errors"] + engine.stats["redis_timeouts"] == 0
+    return [
+        ("L2 hit, batch of 20 on one Redis", f"{on_one:.0f} µs"),
+        (f"L2 hit, same batch over {len(nodes)} cluster masters (one round trip each)",
+         f"{on_cluster:.0f} µs"),
+        ("**ratio cluster batch / one-Redis batch**, median of 40 rounds (goal ≤ 1.3)",
+         f"**{vs_single:.2f}x**"),
+        ("redis-py `RedisCluster.mget_nonatomic` of the same 20 entry keys", f"{raw_mget:.0f} µs"),
+        ("**ratio cluster batch / `mget_nonatomic`**, median of 40 rounds",
+         f"**{vs_raw:.2f}x**"),
+        ("`invalidate` of 10 tags, one Redis", f"{invalidate_one:.0f} µs"),
+        ("`invalidate` of 10 tags, cluster (per node, in parallel)",
+         f"{invalidate_cluster:.0f} µs"),
+    ]  # fmt: skip
+
+
 async def main() -> None:
     url = os.environ.get("REDIS_URL")
     server = None
@@ -200,15 +269,16 @@ async def main() -> None:
         server = RedisServer()
         server.start()
         url = server.url
+    cluster = RedisClusterServers()
+    cluster.start()
     try:
         rows = await measure(url)
+        rows += await measure_cluster(url, cluster.url)
     finally:
+        cluster.close()
         if server is not None:
             server.close()
-    print("| measurement | median |")
-    print("|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
+
 from cache.codec import EntryCodec, IntegrityError, tags_in
 from cache.engine import TieredCache
 from cache.keys import GLOBAL_TAG
-from cache.redis_tier import RedisTier
+from cache.redis_tier import L2Tier
 
 T = TypeVar("T")
 
@@ -103,7 +105,7 @@ class CacheAdmin:
         self._codec = EntryCodec(cache.config.secret)
 
     @property
-    def _redis(self) -> RedisTier:
+    def _redis(self) -> L2Tier:
         redis = self._cache.redis_tier  # the engine's own: same pool, same key space
         if redis is None:
             raise RuntimeError("this cache has no Redis tier (memory-only or not started)")
@@ -235,7 +237,11 @@ class CacheAdmin:
         tags = entry.tags
         current: list[Any] = []
         if tags:
-            current = await self._call(redis.client.mget([redis.keys.tag(t) for t in tags]))
+            names = [redis.keys.tag(tag) for tag in tags]
+            client = redis.client
+            # On a cluster the versions live on several slots: one MGET per slot.
+            mget = client.mget_nonatomic if isinstance(client, RedisCluster) else client.mget
+            current = await self._call(mget(names))
         states = tuple(
             TagState(tag, recorded, None if now is None else int(now))
             for (tag, recorded), now in zip(entry.versions, current, strict=True)
@@ -277,7 +283,7 @@ class CacheAdmin:
         """Redis memory, the namespace's key counts (by SCAN, bounded), and the engine's
         hit/miss counters from this process."""
         redis = self._redis
-        memory = await self._call(redis.client.info("memory"))
+        memory = await self._memory(redis.client)
         scan = await self._scan(_glob_escape(redis.keys.prefix) + "*", max_scanned)
         entry_prefix = redis.keys.entry_prefix.encode()
         tag_prefix = redis.keys.tag_prefix.encode()
@@ -305,6 +311,22 @@ class CacheAdmin:
             "l2_hit_ratio": stats["l2_hits"] / l2_total if l2_total else None,
             "integrity_failures": stats["integrity_failures"],
             "redis_round_trips": stats["redis_round_trips"],
+        }
+
+    async def _memory(self, client: Any) -> dict[str, Any]:
+        """``INFO memory``; on a cluster, summed over the masters (the policy is the
+        first master's: a cluster's nodes are configured alike)."""
+        if not isinstance(client, RedisCluster):
+            single: dict[str, Any] = await self._call(client.info("memory"))
+            return single
+        per_node = await self._call(client.info("memory", target_nodes=RedisCluster.PRIMARIES))
+        infos = list(per_node.values())
+        used = sum(int(info.get("used_memory", 0)) for info in infos)
+        return {
+            "used_memory": used,
+            "used_memory_human": f"{used / 2**20:.2f}M",
+            "maxmemory": sum(int(info.get("maxmemory", 0)) for info in infos),
+            "maxmemory_policy": infos[0].get("maxmemory_policy", "") if infos else "",
         }
 
 

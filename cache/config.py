@@ -51,6 +51,10 @@ class CacheConfig:
     redis_max_connections: int = 64
     """Connection cap of the Redis pool; callers wait for a free connection (bounded by
     the Redis timeout) rather than fail."""
+    redis_cluster: str = "auto"
+    """``auto`` asks the server at start (``INFO cluster``) whether it is a Redis Cluster;
+    ``on`` / ``off`` force it. On a cluster, keys spread over every slot and each batch
+    costs one round trip per node involved (``cluster_tier.py``)."""
     max_pending_invalidations: int = 10_000
     """Invalidations made while Redis was unreachable are replayed when it returns; past
     this many distinct tags the whole namespace is invalidated instead."""
@@ -84,5 +88,7 @@ class CacheConfig:
             raise ValueError("outbox periods must be positive")
         if self.outbox_grace_seconds < 0:
             raise ValueError("outbox_grace_seconds must be >= 0")
+        if self.redis_cluster not in ("auto", "on", "off"):
+            raise ValueError("redis_cluster must be auto, on or off")
         if self.enabled and not self.secret:
             raise ValueError("secret must not be empty")

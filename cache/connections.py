@@ -5,18 +5,24 @@ needs less than ``Redis.execute_command`` on a ``ConnectionPool`` does per call:
 lock, a readiness probe of the socket, observability hooks and a retry wrapper, a
 measurable share of a batch read (figures in docs/benchmarks.md). Connections are still
 redis-py's own, built from the pool's URL settings (TLS, unix sockets, ACL credentials),
-and keep its parser and disconnect-on-error.
+and keep its parser and disconnect-on-error; a batch of several commands
+(:meth:`ConnectionStack.execute_many`, the cluster tier's) is encoded and its replies read
+here, where redis-py's per-command layers cost most.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse, ResponseError
 from redis.typing import EncodableT
+
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
 
 
 class ConnectionStack:
@@ -43,13 +49,65 @@ class ConnectionStack:
         (a restart, ``CLIENT KILL``, an idle timeout) fails its next command at once.
         Timeouts are never retried: the caller's deadline decides what happens then.
         """
+        return await self._exchange(_round_trip, args)
+
+    async def execute_many(self, commands: Sequence[tuple[EncodableT, ...]]) -> list[Any]:
+        """Several commands in one round trip (one write, then every reply): the raw
+        replies in order, a Redis error reply in its place as the exception object (the
+        caller decides per command: a redirect, a refused write). Retried like
+        :meth:`execute`."""
+        return await self._exchange(_round_trips, commands)
+
+    async def send(self, commands: Sequence[tuple[EncodableT, ...]]) -> AbstractConnection:
+        """The first half of :meth:`execute_many`: takes a connection and writes
+        ``commands`` on it, so several nodes' batches can be in flight before any reply is
+        read (no task per node). The caller must pass the connection to :meth:`receive`,
+        or to :meth:`abandon`. Retried once on a connection error, like :meth:`execute`."""
+        await self._slots.acquire()
+        connection = self._idle.pop() if self._idle else self._make()
+        packed = pack(commands)
+        try:
+            try:
+                await connection.send_packed_command(packed, check_health=False)
+            except RedisConnectionError:
+                await connection.send_packed_command(packed, check_health=False)
+        except BaseException:
+            await self._put_back(connection)
+            raise
+        return connection
+
+    async def receive(self, connection: AbstractConnection, count: int) -> list[Any]:
+        """The second half: the ``count`` replies, as :meth:`execute_many` returns them;
+        the connection goes back on the stack (disconnected if a reply was cut)."""
+        try:
+            return await _read_replies(connection, count)
+        finally:
+            await self._put_back(connection)
+
+    async def abandon(self, connection: AbstractConnection) -> None:
+        """A sent batch whose replies will not be read: the connection is out of step."""
+        await connection.disconnect(nowait=True)
+        await self._put_back(connection)
+
+    async def _put_back(self, connection: AbstractConnection) -> None:
+        try:
+            if self._closed:
+                await connection.disconnect()
+            else:
+                self._idle.append(connection)
+        finally:
+            self._slots.release()
+
+    async def _exchange(
+        self, exchange: Callable[[AbstractConnection, Request], Awaitable[Reply]], request: Request
+    ) -> Reply:
         async with self._slots:
             connection = self._idle.pop() if self._idle else self._make()
             try:
                 try:
-                    return await _round_trip(connection, args)
+                    return await exchange(connection, request)
                 except RedisConnectionError:
-                    return await _round_trip(connection, args)
+                    return await exchange(connection, request)
             finally:
                 if self._closed:
                     await connection.disconnect()
@@ -61,6 +119,79 @@ class ConnectionStack:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.disconnect()
+
+
+def pack(commands: Sequence[tuple[EncodableT, ...]]) -> bytes:
+    """The RESP encoding of ``commands`` (str, bytes and int arguments): what redis-py's
+    ``pack_commands`` writes, at a fraction of its cost for the many small commands of a
+    cluster batch (figures in docs/benchmarks.md)."""
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, str):
+                data = arg.encode()
+            elif isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, int):
+                data = b"%d" % arg
+            else:
+                raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+async def _round_trips(
+    connection: AbstractConnection, commands: Sequence[tuple[EncodableT, ...]]
+) -> list[Any]:
+    await connection.send_packed_command(pack(commands), check_health=False)
+    return await _read_replies(connection, len(commands))
+
+
+async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]:
+    reader = connection._reader
+    if reader is None:
+        raise RedisConnectionError("connection closed before its replies were read")
+    replies: list[Any] = []
+    try:
+        for _ in range(count):
+            replies.append(await _read_reply(reader, connection._parser.parse_error))
+    except BaseException:
+        # A reply read in part leaves the connection out of step: as redis-py does.
+        await connection.disconnect(nowait=True)
+        raise
+    return replies
+
+
+async def _read_reply(
+    reader: asyncio.StreamReader, parse_error: Callable[[str], ResponseError]
+) -> Any:
+    """One RESP2/RESP3 reply of the kinds the cluster tier's commands get (bulk and simple
+    strings, nulls, integers, arrays of them); an error reply is returned as its redis-py
+    exception (``MOVED`` as ``MovedError``, ...). A batch of many small replies is where
+    redis-py's general parser costs most (figures in docs/benchmarks.md)."""
+    try:
+        line = await reader.readuntil(b"\r\n")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
+        if kind == b"_":
+            return None
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return parse_error(rest.decode(errors="replace"))
+        if kind == b"*":
+            size = int(rest)
+            return (
+                None if size < 0 else [await _read_reply(reader, parse_error) for _ in range(size)]
+            )
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+        raise RedisConnectionError("Redis closed the connection mid-reply") from error
+    raise InvalidResponse(f"unexpected reply {line[:32]!r}")
 
 
 async def _round_trip(connection: AbstractConnection, args: tuple[EncodableT, ...]) -> Any:

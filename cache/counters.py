@@ -34,8 +34,11 @@ COUNTERS: Final[Mapping[str, str]] = {
         "(attempted, whether or not they succeeded); not the pub/sub listener"
     ),
     "redis_skipped": "Redis calls not attempted because the circuit breaker was open",
+    "redis_redirects": "Cluster commands redirected (MOVED, ASK, TRYAGAIN) or reloaded",
     "breaker_opened": "Times the circuit breaker opened",
     "breaker_closed": "Times a probe closed the circuit breaker",
+    "node_breaker_opened": "Times a Redis Cluster node's breaker opened (that node skipped)",
+    "node_breaker_closed": "Times a Redis Cluster node's breaker closed again",
     "invalidations": "Calls of invalidate",
     "invalidated_tags": "Distinct tags invalidated, summed over calls",
     "invalidations_received": "Broadcast messages (from any instance) applied to L1",

@@ -18,11 +18,12 @@ from redis.exceptions import RedisError
 from cache.background import BackgroundTasks
 from cache.breaker import CircuitBreaker
 from cache.broadcast import InvalidationListener
+from cache.cluster_broadcast import ClusterListener
 from cache.config import CacheConfig
 from cache.counters import Counters
 from cache.deadline import Deadline
 from cache.keys import GLOBAL_TAG
-from cache.redis_tier import RedisTier
+from cache.redis_tier import L2Tier
 from cache.versions import TagVersionView
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ T = TypeVar("T")
 REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError)
 MAX_TAGS_PER_BUMP: Final = 1000
 """Tags per invalidation script: a larger invalidation is sent as several, never cut."""
+
+Listener = InvalidationListener | ClusterListener
 
 
 class RedisUnavailable(Exception):
@@ -49,8 +52,8 @@ class RedisHealth:
         self._counters = counters
         self._view = view
         self._tasks = tasks
-        self.redis: RedisTier | None = None
-        self.listener: InvalidationListener | None = None
+        self.redis: L2Tier | None = None
+        self.listener: Listener | None = None
         self._on_recovered: Callable[[], None] = lambda: None
         self._on_applied: Callable[[list[int]], None] = lambda rows: None
         self.breaker = CircuitBreaker(
@@ -66,8 +69,8 @@ class RedisHealth:
 
     def attach(
         self,
-        redis: RedisTier,
-        listener: InvalidationListener,
+        redis: L2Tier,
+        listener: Listener,
         on_recovered: Callable[[], None],
         on_applied: Callable[[list[int]], None],
     ) -> None:
@@ -85,9 +88,14 @@ class RedisHealth:
         if self.redis is None:
             return False
         listener = self.listener
-        return not self.breaker.closed or listener is None or not listener.connected.is_set()
+        return (
+            not self.breaker.closed
+            or not self.redis.whole
+            or listener is None
+            or not listener.connected.is_set()
+        )
 
-    async def call(self, op: Callable[[RedisTier], Awaitable[T]]) -> T:
+    async def call(self, op: Callable[[L2Tier], Awaitable[T]]) -> T:
         redis = self.redis
         if redis is None:
             raise RedisUnavailable
@@ -97,7 +105,7 @@ class RedisHealth:
             raise RedisUnavailable
         self._counters.add("redis_round_trips")
         try:
-            async with Deadline(self._timeout_s):
+            async with Deadline(redis.deadline_s):
                 result = await op(redis)
         except REDIS_FAILURES as error:
             self._record_failure(error)
@@ -109,12 +117,13 @@ class RedisHealth:
 
     async def apply_pending(self) -> bool:
         """Sends the bumps of every pending mark to Redis (in calls of at most
-        :data:`MAX_TAGS_PER_BUMP` tags); True once Redis applied them. A refused or failed
-        bump leaves them pending and opens the breaker."""
+        :data:`MAX_TAGS_PER_BUMP` tags); True once Redis applied them all. A refused or
+        failed bump leaves them pending and opens the breaker; a partial one (a cluster
+        node down) leaves the marks it did not fully cover pending, breaker closed."""
         if self.redis is None:
             return False
         try:
-            await self.call(self._send_invalidations)
+            return await self.call(self._send_invalidations)
         except RedisUnavailable:
             # A refused bump is a failure whatever reads do (Redis full, read-only, MISCONF
             # still answer reads, whose successes would reset the failure count): open the
@@ -124,26 +133,29 @@ class RedisHealth:
                 self._counters.add("breaker_opened")
                 logger.warning("an invalidation did not reach Redis: circuit breaker open")
             return False
-        return True
 
-    async def _send_invalidations(self, redis: RedisTier) -> None:
+    async def _send_invalidations(self, redis: L2Tier) -> bool:
         """The bumps of everything pending, or a ping when nothing is: the one place
         pending invalidations are sent (by a write, a scheduled replay, the relay or a
-        probe). Every tag is bumped, however many: a large invalidation is split."""
+        probe). Every tag is bumped, however many: a large invalidation is split. On a
+        cluster, a tag whose node did not take its bump keeps every mark covering it
+        pending (and its outbox row unapplied); False then."""
         batch = self.pending.batch()
         if not batch.ids:
             await redis.ping()
-            return
+            return True
         tags = [GLOBAL_TAG] if batch.everything else list(batch.tags)
-        versions: list[int] = []
+        versions: list[int | None] = []
         for start in range(0, len(tags), MAX_TAGS_PER_BUMP):
             versions += await redis.invalidate(
                 tags[start : start + MAX_TAGS_PER_BUMP], self.tag_ttl_ms
             )
-        self.pending.replayed(batch)
-        self._view.merge_late(zip(tags, versions, strict=True))
-        if batch.rows:
-            self._on_applied(batch.rows)
+        bumped = [(tag, v) for tag, v in zip(tags, versions, strict=True) if v is not None]
+        rows = self.pending.replayed(batch, frozenset(tag for tag, _ in bumped))
+        self._view.merge_late(bumped)
+        if rows:
+            self._on_applied(rows)
+        return len(bumped) == len(tags)
 
     def _schedule_replay(self) -> None:
         if self._replaying:

@@ -24,7 +24,7 @@ from redis.asyncio.client import Pipeline
 
 from cache.engine import TieredCache
 from cache.health import REDIS_FAILURES
-from cache.redis_tier import RedisTier
+from cache.redis_tier import L2Tier
 
 T = TypeVar("T")
 
@@ -42,18 +42,18 @@ class InstanceBoard:
         self._ttl_ms = max(int(ttl_s * 1000), 1)
         self._deadline_s = cache.config.redis_timeout_ms / 1000
 
-    def _redis(self) -> RedisTier | None:
+    def _redis(self) -> L2Tier | None:
         redis = self._cache.redis_tier
         if redis is None or self._cache.stats["breaker_state"] == "open":
             return None  # Redis is away: skipped, never waited on
         return redis
 
     @staticmethod
-    def _key(redis: RedisTier, instance_id: str) -> str:
+    def _key(redis: L2Tier, instance_id: str) -> str:
         return f"{redis.keys.prefix}i:{instance_id}"
 
     @staticmethod
-    def _index(redis: RedisTier) -> str:
+    def _index(redis: L2Tier) -> str:
         return f"{redis.keys.prefix}instances"
 
     @staticmethod

@@ -158,15 +158,27 @@ def canonical_tags(own: Sequence[str]) -> tuple[str, ...]:
 class KeySpace:
     """Names of everything the engine keeps in Redis under one namespace.
 
-    The namespace is a Redis Cluster hash tag (``{ns}``): entries and the tag versions that
-    validate them must be in one slot for a single script to read both.
+    On a single Redis the namespace is a Redis Cluster hash tag (``{ns}``): entries and the
+    tag versions that validate them share one slot, so one script reads both. On a cluster
+    (:meth:`spread_over_slots`) the namespace is a plain prefix, so entries and tag versions
+    spread over every slot; the cluster tier then reads each on its own node and validates
+    in the client (``cluster_tier.py``).
     """
 
     def __init__(self, namespace: str) -> None:
-        self.prefix = "{" + namespace + "}:"
-        self.entry_prefix = self.prefix + "e:"
-        self.tag_prefix = self.prefix + "t:"
-        self.channel = self.prefix + "invalidations"
+        self.namespace = namespace
+        self._name("{" + namespace + "}:")
+
+    def _name(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.entry_prefix = prefix + "e:"
+        self.tag_prefix = prefix + "t:"
+        self.channel = prefix + "invalidations"
+
+    def spread_over_slots(self) -> None:
+        """The cluster layout. Called by the engine once at start, when it finds a cluster,
+        before any key is built."""
+        self._name(self.namespace + ":")
 
     def entry(self, key: str) -> str:
         return self.entry_prefix + key

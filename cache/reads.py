@@ -210,10 +210,11 @@ class ReadPath:
         versions: dict[str, int] | None = None
         read = await self._read_l2(keys, all_tags)
         if read is not None:
-            versions = dict(zip(all_tags, read.versions, strict=True))
-            self._view.merge(versions.items(), epoch, skip=blocked)
+            versions = self.adopt_versions(all_tags, read, epoch, blocked)
             expiries: dict[str, int] | None = None if self._l1 is None else {}
-            result = self._accept_l2(keys, key_tags, read, versions, expiries, blocked)
+            # Against the versions read: an unreachable tag's 0 matches no entry.
+            as_read = dict(zip(all_tags, read.versions, strict=True))
+            result = self._accept_l2(keys, key_tags, read, as_read, expiries, blocked)
             if expiries:
                 now = time.time()
                 self.fill_l1(
@@ -243,6 +244,22 @@ class ReadPath:
         if read is not None:
             await self.fill_l2(fresh, key_tags, all_tags, versions, ttl)
         return result
+
+    def adopt_versions(
+        self, tags: Sequence[str], read: ReadResult, epoch: int, blocked: frozenset[str]
+    ) -> dict[str, int]:
+        """The versions of ``tags`` a load now records: as read, and folded into the view
+        under the same guards as any read (``epoch``; ``blocked``: the tags pending when
+        the read started), except for tags Redis could not give (a cluster node down),
+        which get this process's own, as when the whole of Redis is away (a pending tag's
+        local version stays out of the view)."""
+        versions = dict(zip(tags, read.versions, strict=True))
+        for tag in read.unreachable:
+            del versions[tag]
+        self._view.merge(versions.items(), epoch, skip=blocked)
+        if read.unreachable:
+            versions.update(self._view.local_versions(read.unreachable))
+        return versions
 
     async def _read_l2(self, keys: list[str], tags: list[str]) -> ReadResult | None:
         health = self._health

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import redis.asyncio as aioredis
@@ -29,6 +29,10 @@ class ReadResult:
     blobs: list[bytes | None]
     versions: list[int]
     """Current version of each tag asked for, created if it did not exist."""
+    unreachable: tuple[str, ...] = ()
+    """Tags whose version could not be read (on a cluster, their node is down): their
+    place in ``versions`` holds 0, which no entry records; the reader gives them a
+    version of its own (``TagVersionView.local_versions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,45 @@ def _untimed_connections(client: aioredis.Redis) -> Callable[[], AbstractConnect
     return lambda: pool.connection_class(**kwargs)
 
 
+class L2Tier(Protocol):
+    """What the engine calls on L2: :class:`RedisTier` (one Redis) or
+    :class:`~cache.cluster_tier.ClusterTier` (a Redis Cluster)."""
+
+    keys: KeySpace
+    client: Any
+    """redis-py's client (``Redis`` or ``RedisCluster``), for the operator's admin calls."""
+
+    @property
+    def deadline_s(self) -> float:
+        """The bound of one engine call, however many round trips it makes."""
+        ...
+
+    @property
+    def whole(self) -> bool:
+        """False while part of L2 (a cluster node) is skipped."""
+        ...
+
+    async def read(
+        self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int
+    ) -> ReadResult: ...
+
+    async def read_entry(self, key: str, tag_ttl_ms: int) -> tuple[bytes | None, list[int]]: ...
+
+    async def fill(
+        self, items: Sequence[FillItem], tags: Sequence[str], versions: Sequence[int]
+    ) -> int: ...
+
+    async def invalidate(self, tags: Sequence[str], tag_ttl_ms: int) -> Sequence[int | None]:
+        """The new version of each tag, ``None`` where the bump did not reach its node."""
+        ...
+
+    async def warm_up(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class RedisTier:
     """The engine's operations on Redis, each one round trip (a Lua script).
 
@@ -91,9 +134,12 @@ class RedisTier:
     operator's admin calls.
     """
 
+    whole = True
+
     def __init__(self, url: str, keys: KeySpace, timeout_s: float, max_connections: int) -> None:
         self.url = url
         self.keys = keys
+        self.deadline_s = timeout_s
         self.client = build_client(url, timeout_s)
         self._commands = ConnectionStack(_untimed_connections(self.client), max_connections)
         self._read = self.client.register_script(scripts.READ)

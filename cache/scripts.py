@@ -36,6 +36,11 @@ local function current_versions(names, tag_ttl)
 end
 """
 
+# KEYS: tag version keys of one slot. ARGV: tag TTL (ms).
+# The cluster tier's creation of missing versions (it reads existing ones with GET): each
+# version key comes from the clock of the node that holds it, like everywhere else.
+VERSIONS: Final = _VERSIONS + "\nreturn current_versions(KEYS, ARGV[1])\n"
+
 # KEYS: one key of the namespace (it routes the call to the namespace's slot).
 # ARGV: entry key prefix, tag key prefix, tag TTL (ms), msgpack [[entry key suffixes],
 # [tag names]].
@@ -117,13 +122,12 @@ end
 return written
 """
 
-# KEYS: tag version keys. ARGV: tag TTL (ms), broadcast channel, the tag names.
-# Bumps every tag, then publishes {tags, new versions} so other instances drop their L1
-# copies; returns the new versions.
-INVALIDATE: Final = """
+# Bumps KEYS (tag version keys) with TTL ARGV[1] and sets ``versions`` to their new
+# versions; shared by INVALIDATE and BUMP.
+_BUMP = """
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
-local versions, tags = {}, {}
+local versions = {}
 for i = 1, #KEYS do
   local current = redis.call('GET', KEYS[i])
   if current and string.match(current, '^%d+$') then
@@ -133,8 +137,23 @@ for i = 1, #KEYS do
     redis.call('SET', KEYS[i], now, 'PX', ARGV[1])
     versions[i] = tonumber(now)
   end
-  tags[i] = ARGV[2 + i]
 end
+"""
+
+# KEYS: tag version keys. ARGV: tag TTL (ms), broadcast channel, the tag names.
+# Bumps every tag, then publishes {tags, new versions} so other instances drop their L1
+# copies; returns the new versions.
+INVALIDATE: Final = (
+    _BUMP
+    + """
+local tags = {}
+for i = 1, #KEYS do tags[i] = ARGV[2 + i] end
 redis.call('PUBLISH', ARGV[2], cmsgpack.pack({tags, versions}))
 return versions
 """
+)
+
+# KEYS: tag version keys of one slot. ARGV: tag TTL (ms).
+# The cluster tier's bump: it publishes once for all the slots an invalidation touched,
+# after every node has answered, instead of once per slot.
+BUMP: Final = _BUMP + "\nreturn versions\n"

@@ -61,6 +61,7 @@ def cache_config(settings: Settings, namespace: str) -> CacheConfig:
         default_ttl=float(settings.default_ttl),
         redis_timeout_ms=settings.redis_timeout_ms,
         enabled=settings.cache_enabled,
+        redis_cluster=settings.redis_cluster,
     )
 
 

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, validation_alias=AliasChoices("REDIS_URL", "STRATA_REDIS_URL")
     )
+    # `auto`: ask the server at start (`INFO cluster`); `on` / `off` force it.
+    redis_cluster: Literal["auto", "on", "off"] = "auto"
     cache: Literal["on", "off"] = "on"
     cache_secret: str | None = None
     cache_prefix: str = Field("strata", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -14,6 +14,7 @@ import pytest
 from graph.settings import Settings
 from tests.support.api import Api, running_api
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_reachable
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 from tests.support.strict import STRICT
 
@@ -33,6 +34,53 @@ def redis_url() -> Iterator[str]:
         server.close()
 
 
+# --- L2 on one Redis and on a Redis Cluster ----------------------------------------------
+
+L2_KINDS = ["redis", "cluster"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``l2_both`` whose fixtures ask for ``l2_kind`` run once per kind."""
+    if "l2_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("l2_both"):
+        metafunc.parametrize("l2_kind", L2_KINDS, indirect=True)
+
+
+@pytest.fixture
+def l2_kind(request: pytest.FixtureRequest) -> str:
+    """``redis`` (one server) or ``cluster`` (three masters); ``redis`` unless marked."""
+    kind: str = getattr(request, "param", "redis")
+    return kind
+
+
+def _cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers()
+    servers.start()
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A throwaway three-master Redis Cluster, started once per run when a test needs it."""
+    yield from _cluster()
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[RedisClusterServers]:
+    """A cluster of this test's own: it may take a master away or move a slot."""
+    yield from _cluster()
+
+
+@pytest.fixture
+def l2_url(l2_kind: str, request: pytest.FixtureRequest) -> str:
+    """The suite's shared L2 of this kind (tests isolate themselves by key prefix)."""
+    fixture = "redis_cluster" if l2_kind == "cluster" else "redis_url"
+    shared = request.getfixturevalue(fixture)
+    return shared.url if isinstance(shared, RedisClusterServers) else str(shared)
+
+
 @pytest.fixture
 def key_prefix() -> str:
     """A fresh namespace per test, so tests sharing one Redis never see each other's keys."""
@@ -40,9 +88,10 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A private redis-server that a fault test may stop and restart."""
-    server = RedisServer()
+def redis_server(l2_kind: str) -> Iterator[RedisServer | RedisClusterServers]:
+    """A private L2 of this kind that a fault test may stop and restart (a cluster stops
+    and restarts every master)."""
+    server = RedisClusterServers() if l2_kind == "cluster" else RedisServer()
     server.start()
     try:
         yield server

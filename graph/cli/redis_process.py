@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -34,13 +35,26 @@ def redis_server_binary() -> str:
 class RedisServer:
     """One redis-server on a fixed free port, so a restart keeps the same URL."""
 
-    def __init__(self, port: int | None = None, *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+        binary: str | None = None,
+        *,
+        durable: bool = False,
+    ) -> None:
         """``durable``: an append-only file synced on every write, so a stop (even a kill)
         and a start keep every key, as a production Redis with AOF does."""
         self.port = port or free_port()
         self.durable = durable
+        self._extra_args = list(extra_args)
+        self.binary = binary or redis_server_binary()
         self._dir = tempfile.mkdtemp(prefix="strata-redis-")
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
     @property
     def url(self) -> str:
@@ -49,7 +63,7 @@ class RedisServer:
     def start(self) -> None:
         self._process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -63,6 +77,7 @@ class RedisServer:
                 ),
                 "--dir",
                 self._dir,
+                *self._extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

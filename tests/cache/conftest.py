@@ -7,12 +7,14 @@ import dataclasses
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from cache import CacheConfig, TieredCache
+from cache.keys import KeySpace
 from models import Database
 from models.outbox import DatabaseOutbox
 
@@ -31,12 +33,14 @@ def config_for(redis_url: str | None, namespace: str, **overrides: Any) -> Cache
 
 
 @pytest.fixture
-async def make_cache(redis_url: str, key_prefix: str) -> AsyncIterator[MakeCache]:
-    """Started engines on the suite's Redis under this test's prefix; closed at the end."""
+async def make_cache(l2_url: str, l2_kind: str, key_prefix: str) -> AsyncIterator[MakeCache]:
+    """Started engines on the suite's L2 (one Redis, or the cluster for ``l2_both`` tests)
+    under this test's prefix; closed at the end."""
     engines: list[TieredCache] = []
 
     async def make(**overrides: Any) -> TieredCache:
-        overrides.setdefault("redis_url", redis_url)
+        overrides.setdefault("redis_url", l2_url)
+        overrides.setdefault("redis_cluster", "on" if l2_kind == "cluster" else "off")
         url = overrides.pop("redis_url")
         engine = TieredCache(config_for(url, key_prefix, **overrides))
         await engine.start()
@@ -49,10 +53,26 @@ async def make_cache(redis_url: str, key_prefix: str) -> AsyncIterator[MakeCache
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+async def redis_client(l2_url: str, l2_kind: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain client of the L2 ``make_cache`` uses (a cluster client on a cluster: same
+    commands, routed by key)."""
+    if l2_kind == "cluster":
+        cluster = RedisCluster.from_url(l2_url)
+        yield cast(aioredis.Redis, cluster)
+        await cluster.aclose()
+        return
+    client = aioredis.Redis.from_url(l2_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def key_space(key_prefix: str, l2_kind: str) -> KeySpace:
+    """The Redis names the engine uses under this test's prefix, in this L2's layout."""
+    keys = KeySpace(key_prefix)
+    if l2_kind == "cluster":
+        keys.spread_over_slots()
+    return keys
 
 
 class Source:

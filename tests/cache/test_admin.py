@@ -11,6 +11,8 @@ from cache.admin import CacheAdmin
 from cache.keys import KeySpace
 from tests.cache.conftest import MakeCache, Source
 
+pytestmark = pytest.mark.l2_both
+
 
 def tags_of(key: str) -> list[str]:
     kind = key.split(":")[0]
@@ -46,7 +48,7 @@ async def test_scan_entries_by_pattern_and_tag_never_uses_keys(
 
 
 async def test_inspect_shows_value_tags_versions_and_validity(
-    filled: Any, redis_client: aioredis.Redis, key_prefix: str
+    filled: Any, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     admin = CacheAdmin(filled)
     seen = await admin.inspect("User:3")
@@ -57,7 +59,7 @@ async def test_inspect_shows_value_tags_versions_and_validity(
     assert seen.value == {"n": 3}
     assert [state.tag for state in seen.tags] == ["*", "User", "User:3"]
     assert all(state.recorded == state.current for state in seen.tags)
-    assert seen.size_bytes == await redis_client.strlen(KeySpace(key_prefix).entry("User:3"))
+    assert seen.size_bytes == await redis_client.strlen(key_space.entry("User:3"))
     assert seen.ttl_seconds is not None
     assert seen.ttl_seconds > 0
 
@@ -72,7 +74,7 @@ async def test_inspect_shows_value_tags_versions_and_validity(
 
     assert not (await admin.inspect("nope")).exists
 
-    entry_key = KeySpace(key_prefix).entry("User:4")
+    entry_key = key_space.entry("User:4")
     blob = await redis_client.get(entry_key)
     assert isinstance(blob, bytes)
     await redis_client.set(entry_key, blob[:-1] + bytes([blob[-1] ^ 1]), px=60_000)
@@ -85,7 +87,7 @@ async def test_inspect_shows_value_tags_versions_and_validity(
 
 
 async def test_flush_drops_the_namespace_logically_then_physically(
-    filled: Any, make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    filled: Any, make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     admin = CacheAdmin(filled)
     result = await admin.flush()
@@ -100,7 +102,7 @@ async def test_flush_drops_the_namespace_logically_then_physically(
 
     result = await admin.flush(delete_keys=True, batch=7)
     assert result.deleted_keys >= 35
-    left = [key async for key in redis_client.scan_iter(match="{" + key_prefix + "}:*")]
+    left = [key async for key in redis_client.scan_iter(match=key_space.prefix + "*")]
     assert left == []
 
 

@@ -12,11 +12,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cache import TieredCache
 from tests.cache.conftest import config_for, eventually
+
+pytestmark = pytest.mark.l2_both
 
 KEYS = ("item:0", "item:1", "total")
 
@@ -48,10 +51,11 @@ step = st.one_of(
 )
 
 
-async def run_scenario(redis_url: str, steps: list[tuple[str, int, int]]) -> None:
+async def run_scenario(l2_url: str, cluster: str, steps: list[tuple[str, int, int]]) -> None:
     namespace = f"strata-test-{uuid.uuid4().hex[:12]}"
     world = World()
-    instances = [TieredCache(config_for(redis_url, namespace)) for _ in range(2)]
+    config = config_for(l2_url, namespace, redis_cluster=cluster)
+    instances = [TieredCache(config) for _ in range(2)]
     for instance in instances:
         await instance.start()
     slow: list[SlowRead] = []
@@ -145,6 +149,6 @@ async def run_scenario(redis_url: str, steps: list[tuple[str, int, int]]) -> Non
 )
 @given(st.lists(step, min_size=1, max_size=14))
 def test_every_read_converges_to_the_source_of_truth(
-    redis_url: str, steps: list[tuple[str, int, int]]
+    l2_url: str, l2_kind: str, steps: list[tuple[str, int, int]]
 ) -> None:
-    asyncio.run(run_scenario(redis_url, steps))
+    asyncio.run(run_scenario(l2_url, "on" if l2_kind == "cluster" else "off", steps))

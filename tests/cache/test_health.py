@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import redis.asyncio as aioredis
 
 from tests.cache.conftest import MakeCache, Source, eventually, own_tag
 from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.l2_both
 
 FAST_FAULTS = {
     "redis_timeout_ms": 50,

@@ -13,6 +13,8 @@ from cache.keys import KeySpace
 from cache.versions import TagVersionView
 from tests.cache.conftest import MakeCache, Source, own_tag
 
+pytestmark = pytest.mark.l2_both
+
 
 class SlowSource(Source):
     """Reads the data at once, then holds its answer until released: the loader that read
@@ -103,13 +105,13 @@ async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: M
 
 
 async def test_vanished_tag_version_never_revalidates_old_entries(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     """A version key that expires or is evicted comes back above every recorded version."""
     source = Source({"k": "old"})
     writer = await make_cache()
     await writer.get_many_or_load(["k"], source.load, tags=own_tag)
-    tag_key = KeySpace(key_prefix).tag("k")
+    tag_key = key_space.tag("k")
     recorded = int(await redis_client.get(tag_key) or 0)
     await redis_client.delete(tag_key)  # as maxmemory eviction or expiry would
     source.data["k"] = "new"
@@ -120,14 +122,14 @@ async def test_vanished_tag_version_never_revalidates_old_entries(
 
 
 async def test_a_tag_version_that_is_not_a_number_is_started_again(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     """A version key overwritten with anything but a decimal integer (not by us) neither
     fails a read or an invalidation nor revalidates an old entry: it starts again."""
     source = Source({"k": "old"})
     cache = await make_cache(l1_max_entries=0)
     await cache.get_many_or_load(["k"], source.load, tags=own_tag)
-    tag_key = KeySpace(key_prefix).tag("k")
+    tag_key = key_space.tag("k")
     await redis_client.set(tag_key, b"not a version")
     source.data["k"] = "new"
     assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}

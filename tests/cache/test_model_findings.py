@@ -5,6 +5,7 @@ and the L1 half of issue 13 item 1's guard. Each fails without its fix."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -126,7 +127,7 @@ async def test_a_broadcast_for_a_pending_tag_is_not_lost(
     real_invalidate = tier.invalidate
     held: list[asyncio.Event] = []  # one per bump of the relay's engine, replies held
 
-    async def held_bump(*args: Any) -> list[int]:
+    async def held_bump(*args: Any) -> Sequence[int | None]:
         result = await real_invalidate(*args)
         release = asyncio.Event()
         held.append(release)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
 from cache import NOT_FOUND, TieredCache
@@ -16,6 +17,8 @@ from tests.cache.conftest import (
     format2_blob,
     own_tag,
 )
+
+pytestmark = pytest.mark.l2_both
 
 
 async def test_loader_runs_once_per_miss_then_tiers_answer(make_cache: MakeCache) -> None:
@@ -94,12 +97,12 @@ async def test_not_found_is_cached_as_a_sentinel_and_invalidated(make_cache: Mak
 
 
 async def test_not_found_sentinel_has_the_short_ttl(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     cache = await make_cache(not_found_ttl=5.0, default_ttl=300.0, ttl_jitter=0.0)
     source = Source({"real": 1})
     await cache.get_many_or_load(["real", "ghost"], source.load, tags=own_tag)
-    keys = KeySpace(key_prefix)
+    keys = key_space
     ghost_ttl = await redis_client.pttl(keys.entry("ghost"))
     real_ttl = await redis_client.pttl(keys.entry("real"))
     assert 0 < ghost_ttl <= 5_000
@@ -121,7 +124,7 @@ async def test_single_key_loader_can_say_not_found(make_cache: MakeCache) -> Non
 
 
 async def test_every_redis_key_has_a_ttl(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     source = Source({f"k{i}": i for i in range(20)})
     cache = await make_cache()
@@ -133,31 +136,31 @@ async def test_every_redis_key_has_a_ttl(
     with cache.recording() as rec:
         await cache.get_many_or_load(["k3"], source.load, tags=own_tag)
     await cache.set_entry("composite2", b"body", rec.tag_versions)
-    found = [key async for key in redis_client.scan_iter(match=f"{{{key_prefix}}}*", count=500)]
+    found = [key async for key in redis_client.scan_iter(match=key_space.prefix + "*", count=500)]
     assert len(found) >= 25 + 20  # entries and tag versions
     ttls = await asyncio.gather(*(redis_client.pttl(key) for key in found))
     assert all(ttl > 0 for ttl in ttls), dict(zip(found, ttls, strict=True))
 
 
 async def test_ttls_are_jittered(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     cache = await make_cache(default_ttl=100.0, ttl_jitter=0.5)
     source = Source({f"k{i}": i for i in range(30)})
     await cache.get_many_or_load(list(source.data), source.load, tags=own_tag)
-    keys = KeySpace(key_prefix)
+    keys = key_space
     ttls = [await redis_client.pttl(keys.entry(key)) for key in source.data]
     assert all(99_000 < ttl <= 150_000 for ttl in ttls)
     assert len({ttl // 1000 for ttl in ttls}) > 5
 
 
 async def test_tampered_entry_is_a_counted_miss(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     source = Source({"a": "genuine"})
     writer = await make_cache()
     await writer.get_many_or_load(["a"], source.load, tags=own_tag)
-    entry_key = KeySpace(key_prefix).entry("a")
+    entry_key = key_space.entry("a")
     blob = await redis_client.get(entry_key)
     assert isinstance(blob, bytes)
     forged = blob.replace(b"genuine", b"forgery")
@@ -175,21 +178,21 @@ async def test_tampered_entry_is_a_counted_miss(
 
 
 async def test_garbage_entry_is_a_counted_miss(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     source = Source({"a": 1})
     cache = await make_cache()
-    await redis_client.set(KeySpace(key_prefix).entry("a"), b"\x00not an entry", px=60_000)
+    await redis_client.set(key_space.entry("a"), b"\x00not an entry", px=60_000)
     assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": 1}
     assert cache.stats["integrity_failures"] == 1
 
 
 async def test_entry_of_an_older_release_is_a_quiet_miss_then_rewritten(
-    make_cache: MakeCache, redis_client: aioredis.Redis, key_prefix: str
+    make_cache: MakeCache, redis_client: aioredis.Redis, key_space: KeySpace
 ) -> None:
     # A genuine entry in the previous wire format, as a rolling deploy leaves behind: a
     # miss, not an integrity alarm; the reload rewrites it in the current format.
-    keys = KeySpace(key_prefix)
+    keys = key_space
     for key in ("a", "composite"):
         redis_key = keys.entry(key).encode()
         blob = format2_blob(SECRET, redis_key, ["*", key], b"\x94\x02\xa3old\x90\x00")

@@ -83,11 +83,11 @@ class Deployment:
 
 
 @pytest.fixture
-async def deployment(
-    sqlite_url: str, redis_url: str, key_prefix: str, tmp_path: Path
-) -> Deployment:
+async def deployment(sqlite_url: str, l2_url: str, key_prefix: str, tmp_path: Path) -> Deployment:
+    """On one Redis; on the cluster too for tests marked ``l2_both`` (the instances find
+    out by themselves: STRATA_REDIS_CLUSTER is left at ``auto``)."""
     tokens = await prepare_database(sqlite_url)
-    return Deployment(sqlite_url, tokens, tmp_path, redis_url, key_prefix)
+    return Deployment(sqlite_url, tokens, tmp_path, l2_url, key_prefix)
 
 
 # --- the oracle over HTTP (tests/support/probes.py) ----------------------------------
@@ -117,6 +117,7 @@ async def assert_warm(server: Server) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
     deployment: Deployment,
 ) -> None:
@@ -255,6 +256,7 @@ ADD_REVIEW = """mutation ($in: ReviewInput!) { addReview(input: $in) { id } }"""
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 @pytest.mark.parametrize("response_cache", [True, False], ids=["responses", "subtrees"])
 async def test_race_then_every_cached_read_equals_the_database(
     deployment: Deployment, response_cache: bool
@@ -335,6 +337,7 @@ async def test_race_then_every_cached_read_equals_the_database(
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 @pytest.mark.parametrize("response_cache", [True, False], ids=["responses", "subtrees"])
 async def test_private_values_never_reach_another_viewer(
     deployment: Deployment, response_cache: bool
@@ -440,18 +443,33 @@ async def _all_ready(servers: Sequence[Server], status: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.l2_both
 async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
     deployment: Deployment, redis_server: RedisServer
 ) -> None:
+    await outage_under_load(deployment, redis_server.url, redis_server.stop, redis_server.start)
+
+
+async def outage_under_load(
+    deployment: Deployment,
+    redis_url: str,
+    take_down: Callable[[], None],
+    bring_back: Callable[[], None],
+    what: str = "Redis",
+) -> None:
+    """Clients read A and B back to back; ``take_down`` (all of Redis, or one cluster
+    master) runs after a second and ``bring_back`` 1.5 s later. No request fails, a write
+    made meanwhile shows at once on A and within the window on B, both report degraded
+    then ok by themselves, caching resumes, and every answer equals the database."""
     tokens = deployment.tokens
-    a = deployment.server("A", redis_url=redis_server.url)
-    b = deployment.server("B", redis_url=redis_server.url)
+    a = deployment.server("A", redis_url=redis_url)
+    b = deployment.server("B", redis_url=redis_url)
     c = deployment.server("C", cache="off")
     load = Tally()
     stop = asyncio.Event()
     down: list[float] = []  # [stopped at, started at]
     timeline: list[tuple[float, str]] = []
-    marked_title = "Written while Redis was down"
+    marked_title = f"Written while {what} was down"
     book_query = '{ book(id: "1") { title } books(first: 100) { edges { node { title } } } }'
 
     async def client(number: int) -> None:
@@ -467,10 +485,10 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
 
     async def outage() -> None:
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(redis_server.stop)
+        await asyncio.to_thread(take_down)
         down.append(time.monotonic())
         took = await _wait_for("degraded", lambda: _all_ready((a, b), "degraded"), 3.0)
-        print(f"\n/readyz said degraded {took * 1000:.0f} ms after Redis was killed")
+        print(f"\n/readyz said degraded {took * 1000:.0f} ms after {what} was killed")
         # A write while Redis is down: it succeeds, A reads it at once, B within its
         # shortened L1 TTL (it cannot be told).
         update = f'mutation {{ updateBook(id: "1", input: {{title: "{marked_title}"}}) {{ id }} }}'
@@ -482,10 +500,10 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
             CONVERGE_SECONDS,
             step=0.01,
         )
-        print(f"B showed the write made on A while Redis was down after {on_b * 1000:.0f} ms")
+        print(f"B showed the write made on A while {what} was down after {on_b * 1000:.0f} ms")
         assert await _all_ready((a, b), "degraded")
         await asyncio.sleep(max(0.0, down[0] + 1.5 - time.monotonic()))
-        await asyncio.to_thread(redis_server.start)
+        await asyncio.to_thread(bring_back)
         down.append(time.monotonic())
 
     async with running([a, b, c]):
@@ -499,15 +517,15 @@ async def test_redis_dies_under_load_and_caching_resumes_when_it_returns(
         await asyncio.wait_for(asyncio.gather(*clients), 15)
 
         during = sum(1 for at, _ in timeline if down[0] <= at <= down[1])
-        print(f"load: {load.requests} requests, {during} while Redis was down")
+        print(f"load: {load.requests} requests, {during} while {what} was down")
         assert not load.failures, load.failures[:5]
-        assert during > 20, "too little load while Redis was down"
+        assert during > 20, f"too little load while {what} was down"
 
         # No read while waiting: an idle instance notices by itself that Redis is back
         # (the breaker's reset delay and the listener's longest backoff are both 1 s).
         await _wait_for("ok again, idle", lambda: _all_ready((a, b), "ok"), 3.0, step=0.1)
         back = time.monotonic() - down[1]
-        print(f"/readyz said ok {back * 1000:.0f} ms after Redis came back")
+        print(f"/readyz said ok {back * 1000:.0f} ms after {what} came back")
         # The write made while Redis was down is still what both instances show.
         for server in (a, b):
             assert await _shows(server, book_query, marked_title), server.name

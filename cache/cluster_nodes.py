@@ -1,0 +1,283 @@
+"""The nodes of a Redis Cluster as the cluster tier uses them: commands routed by slot,
+one round trip per node, a circuit breaker per node, redirects followed.
+
+Every node's batch is written first, then the replies are read node by node: the nodes
+work at once, and the replies of the later ones wait in their sockets meanwhile (cheaper
+than a task per node). Each node's write and its read run under a deadline of their own.
+A node that fails or times out is skipped, not the cluster; only when no master answers
+does a call raise, so the engine's own breaker handles a whole outage as on one Redis. A
+redirect (``MOVED`` during resharding, ``ASK`` while a slot migrates, ``TRYAGAIN``, or a
+``NOSCRIPT`` from a node that lost its scripts) sends that one command through redis-py's
+``RedisCluster``, which follows it and updates its slot map.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import EncodableT
+
+from cache.breaker import BreakerState, CircuitBreaker
+from cache.config import CacheConfig
+from cache.connections import ConnectionStack
+from cache.counters import Counters
+from cache.deadline import Deadline
+from cache.health import REDIS_FAILURES
+
+logger = logging.getLogger(__name__)
+
+Command = tuple[EncodableT, ...]
+
+_REDIRECTS: Final = (AskError, TryAgainError, NoScriptError)  # MovedError is an AskError
+
+
+class _Unreached:
+    """The reply of a command whose node was skipped or failed."""
+
+
+UNREACHED: Final = _Unreached()
+
+
+class NodeLink:
+    """This process's connections to one node, and that node's breaker."""
+
+    def __init__(self, node: ClusterNode, max_connections: int, breaker: CircuitBreaker) -> None:
+        kwargs = {
+            **node.connection_kwargs,
+            "socket_timeout": None,  # every call runs under the engine's own deadline
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self.name = node.name
+        self.host = node.host
+        self.port = node.port
+        self.stack = ConnectionStack(lambda: node.connection_class(**kwargs), max_connections)
+        self.breaker = breaker
+
+
+class ClusterNodes:
+    """This process's links to the nodes of one cluster (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: RedisCluster,
+        config: CacheConfig,
+        counters: Counters,
+        scripts: dict[str, str],
+        on_node_back: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self._timeout_s = config.redis_timeout_ms / 1000
+        self._max_connections = config.redis_max_connections
+        self._failure_threshold = config.breaker_failure_threshold
+        self._reset_s = config.breaker_reset_seconds
+        self._counters = counters
+        self._scripts = scripts
+        """``{sha: text}``: a script redirected to another node goes as ``EVAL``."""
+        self._on_node_back = on_node_back
+        """Runs when a node's breaker closes again: invalidations may have been missed."""
+        self._links: dict[str, NodeLink] = {}
+        self._ready = False
+
+    async def route(self) -> None:
+        """Learns the slot map once (redis-py keeps it current after redirects)."""
+        if self._ready:
+            return
+        try:
+            await self.client.initialize()
+        except RedisClusterException as error:  # not a RedisError: keep the guard's types
+            raise RedisConnectionError(str(error)) from error
+        self._ready = True
+        await self._release_discovery_connections()
+
+    def node_for(self, redis_key: str) -> str:
+        node = self.client.nodes_manager.get_node_from_slot(key_slot(redis_key.encode()))
+        return self.link(node).name
+
+    def link(self, node: ClusterNode) -> NodeLink:
+        link = self._links.get(node.name)
+        if link is None:
+            breaker = CircuitBreaker(self._failure_threshold, self._reset_s)
+            link = self._links[node.name] = NodeLink(node, self._max_connections, breaker)
+        return link
+
+    @property
+    def whole(self) -> bool:
+        return all(link.breaker.closed for link in self._links.values())
+
+    def down(self) -> list[str]:
+        return [link.name for link in self._links.values() if not link.breaker.closed]
+
+    async def fan_out(
+        self,
+        by_node: dict[str, list[Command]],
+        skipped: set[str] | None = None,
+        force: bool = False,
+    ) -> dict[str, list[Any] | None]:
+        """Each node's replies, or ``None`` for a node that failed or was skipped (its
+        name then goes to ``skipped``). Every node's batch is written first, then the
+        replies are read node by node: the nodes work at once, and the replies of the
+        later ones wait in their sockets meanwhile (cheaper than a task per node).
+        Each node's write and its read run under a deadline of their own."""
+        skipped = set() if skipped is None else skipped
+        replies: dict[str, list[Any] | None] = {}
+        sent: list[tuple[NodeLink, list[Command], AbstractConnection]] = []
+        try:
+            # In one order everywhere: a call holding one node's connection while it
+            # waits for another's (at the cap) never waits on a call that holds the other
+            # and waits for this one.
+            for name in sorted(by_node):
+                commands = by_node[name]
+                replies[name] = None
+                link = self._links[name]
+                if not self._allowed(link, skipped, force):
+                    continue
+                try:
+                    async with Deadline(self._timeout_s):
+                        sent.append((link, commands, await link.stack.send(commands)))
+                except REDIS_FAILURES as error:
+                    self._failed(link, error)
+            while sent:
+                link, commands, connection = sent.pop(0)
+                replies[link.name] = await self._receive(link, commands, connection)
+        finally:
+            for link, _, connection in sent:  # cancelled: the unread are out of step
+                await link.stack.abandon(connection)
+        return replies
+
+    def _allowed(self, link: NodeLink, skipped: set[str], force: bool) -> bool:
+        breaker = link.breaker
+        if breaker.closed or breaker.begin_probe(force=force):
+            return True
+        self._counters.add("redis_skipped")
+        skipped.add(link.name)
+        return False
+
+    async def check_whole_outage(
+        self, replies: dict[str, list[Any] | None], skipped: set[str]
+    ) -> None:
+        """Raises when no master of the cluster answers: the whole cluster is away, which
+        the engine's own breaker handles as it does one Redis (probes, replay, L1 flush on
+        recovery). One node down never raises: when nothing answered because its nodes
+        just failed, the other masters are asked for a PING, and a known-down node
+        (skipped) raises only once every node is known down."""
+        if any(reply is not None for reply in replies.values()):
+            return
+        if skipped >= set(replies):
+            if any(link.breaker.closed for link in self._links.values()):
+                return
+            raise RedisConnectionError("every Redis Cluster master is skipped")
+        others: dict[str, list[Command]] = {
+            name: [("PING",)]
+            for name, link in self._links.items()
+            if name not in replies and link.breaker.closed
+        }
+        if others and any(reply is not None for reply in (await self.fan_out(others)).values()):
+            return
+        raise RedisConnectionError("no Redis Cluster master answers")
+
+    async def _receive(
+        self, link: NodeLink, commands: list[Command], connection: AbstractConnection
+    ) -> list[Any] | None:
+        """The node's replies, or ``None`` when it fails (counted, and fed to its breaker:
+        a failing node is skipped, the others are not). A connection the server closed
+        while idle fails here, not on the write: its batch is sent once more."""
+        try:
+            async with Deadline(self._timeout_s):
+                try:
+                    replies = await link.stack.receive(connection, len(commands))
+                except RedisConnectionError:
+                    replies = await link.stack.execute_many(commands)
+                for index, reply in enumerate(replies):
+                    if isinstance(reply, ClusterDownError):
+                        raise reply
+                    if isinstance(reply, _REDIRECTS):
+                        replies[index] = await self._redirected(commands[index])
+        except REDIS_FAILURES as error:
+            self._failed(link, error)
+            return None
+        breaker = link.breaker
+        if breaker.closed:
+            breaker.record_success()
+        else:
+            breaker.close()
+            self._counters.add("node_breaker_closed")
+            logger.warning("Redis Cluster node %s is back: L1 flushed", link.name)
+            self._on_node_back()
+        return replies
+
+    async def _redirected(self, command: Command) -> Any:
+        """One command through redis-py's cluster client, which follows MOVED and ASK (and
+        learns the new owner of the slot); a script goes as EVAL, whatever node it lands
+        on. A refused command is returned as its error, like in a node's batch."""
+        if command[0] == "EVALSHA":
+            command = ("EVAL", self._scripts[str(command[1])], *command[2:])
+        self._counters.add("redis_redirects")
+        try:
+            return await self.client.execute_command(*command)
+        except ResponseError as error:
+            return error
+
+    def _failed(self, link: NodeLink, error: BaseException) -> None:
+        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+            self._counters.add("redis_timeouts")
+        else:
+            self._counters.add("redis_errors")
+        breaker = link.breaker
+        if breaker.state is BreakerState.PROBING:
+            breaker.trip()
+        elif breaker.record_failure():
+            self._counters.add("node_breaker_opened")
+            logger.warning("Redis Cluster node %s unavailable (%r): skipped", link.name, error)
+
+    async def _release_discovery_connections(self) -> None:
+        """redis-py keeps the connections it asked the slot map on; the engine's commands
+        go over its own stacks, so only redirects need the client's (opened again then)."""
+        manager = self.client.nodes_manager
+        for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]:
+            await node.disconnect_free_connections()
+
+    async def close(self) -> None:
+        for link in self._links.values():
+            await link.stack.close()
+
+
+class Plan:
+    """Commands routed to their nodes, then run one round trip per node, in parallel."""
+
+    def __init__(self, nodes: ClusterNodes) -> None:
+        self._nodes = nodes
+        self.by_node: dict[str, list[Command]] = {}
+        self._where: list[tuple[str, int]] = []
+
+    def add(self, redis_key: str, command: Command) -> None:
+        name = self._nodes.node_for(redis_key)
+        commands = self.by_node.setdefault(name, [])
+        self._where.append((name, len(commands)))
+        commands.append(command)
+
+    async def run(self) -> list[Any]:
+        """Each command's reply in order: a value, an error reply, or :data:`UNREACHED`."""
+        skipped: set[str] = set()
+        replies = await self._nodes.fan_out(self.by_node, skipped)
+        await self._nodes.check_whole_outage(replies, skipped)
+        out: list[Any] = []
+        for name, index in self._where:
+            got = replies[name]
+            out.append(UNREACHED if got is None else got[index])
+        return out

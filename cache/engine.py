@@ -18,23 +18,22 @@ from typing import Any, TypeVar
 
 from cache import recording
 from cache.background import BackgroundTasks
-from cache.broadcast import InvalidationListener
-from cache.cluster_broadcast import ClusterListener
-from cache.cluster_tier import ClusterTier, serves_a_cluster
 from cache.composites import Composites
 from cache.config import CacheConfig
 from cache.counters import Counters
 from cache.entry import NOT_FOUND, Entry, TagVersions
-from cache.health import REDIS_FAILURES, Listener, RedisHealth, RedisUnavailable
+from cache.health import REDIS_FAILURES, RedisHealth, RedisUnavailable
 from cache.invalidation import Invalidator
 from cache.keys import GLOBAL_TAG, KeySpace, canonical_tags
+from cache.l2 import open_l2
 from cache.memory import TinyLFUStore
 from cache.observation import Observation
 from cache.outbox import Outbox
-from cache.reads import BatchLoader, ReadPath, TagsOf, slot_bytes
-from cache.redis_tier import L2Tier, RedisTier, build_listener_client
+from cache.reads import BatchLoader, ReadPath, TagsOf
+from cache.redis_tier import L2Tier
 from cache.relay import Relay
 from cache.singleflight import SingleFlight
+from cache.slots import slot_bytes
 from cache.versions import TagVersionView
 
 logger = logging.getLogger(__name__)
@@ -85,33 +84,12 @@ class TieredCache:
         config = self.config
         if not config.enabled or config.redis_url is None or self._health.redis is not None:
             return
-        url = config.redis_url
-        timeout_s = config.redis_timeout_ms / 1000
         invalidator = self._invalidator
         relay = self._relay
-        handlers = (
-            invalidator.on_broadcast,
-            self._on_broadcast_connected,
-            self._on_broadcast_lost,
+        handlers = (invalidator.on_broadcast, self._on_broadcast_connected, self._on_broadcast_lost)
+        redis, listener = await open_l2(
+            config, config.redis_url, self._keys, self.counters, handlers, invalidator.flush_l1
         )
-        redis: L2Tier
-        listener: Listener
-        if await self._on_a_cluster(url):
-            self._keys.spread_over_slots()
-            cluster = ClusterTier(
-                url, self._keys, config, self.counters, on_node_back=invalidator.flush_l1
-            )
-            redis = cluster
-            listener = ClusterListener(
-                cluster.masters, max(timeout_s, 1.0), self._keys.channel, *handlers
-            )
-        else:
-            redis = RedisTier(url, self._keys, timeout_s, config.redis_max_connections)
-            listener = InvalidationListener(
-                lambda: build_listener_client(url, max(timeout_s, 1.0)),
-                self._keys.channel,
-                *handlers,
-            )
         self._health.attach(
             redis,
             listener,
@@ -140,12 +118,6 @@ class TieredCache:
         self._invalidator.on_broadcast_lost()
         if self._relay is not None:
             self._relay.on_broadcast_lost()
-
-    async def _on_a_cluster(self, url: str) -> bool:
-        mode = self.config.redis_cluster
-        if mode != "auto":
-            return mode == "on"
-        return await serves_a_cluster(url, max(self.config.redis_timeout_ms / 1000, 1.0))
 
     async def _start_relay(self, relay: Relay) -> None:
         """Every unapplied outbox row is pending here before this instance serves."""

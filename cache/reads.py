@@ -29,6 +29,7 @@ from cache.keys import KeySpace, canonical_tags
 from cache.memory import TinyLFUStore
 from cache.redis_tier import FillItem, ReadResult
 from cache.singleflight import Flight, FlightAborted, SingleFlight
+from cache.slots import Slot
 from cache.versions import TagVersionView
 
 logger = logging.getLogger(__name__)
@@ -41,26 +42,6 @@ TagsOf = Callable[[str], Sequence[str]]
 """``tags(key) -> tags`` the value of ``key`` depends on, known before it is loaded."""
 
 _LOGGED_INTEGRITY_KEYS_MAX: Final = 1024
-
-
-class Slot:
-    """What L1 holds: an entry and the view revision it was last found current at."""
-
-    __slots__ = ("checked", "entry", "tags")
-
-    def __init__(self, entry: Entry, checked: int) -> None:
-        self.entry = entry
-        self.checked = checked
-        self.tags = entry.tags
-        """The tags it was stored with: served only to a reader expecting exactly these
-        (a key shared by two callers with different tags is a miss, never a wrong hit)."""
-
-
-def slot_bytes(slot: Slot) -> int:
-    """What a slot weighs in L1's byte budget: its encoded value and its tag stamps."""
-    entry = slot.entry
-    stamps = sum(len(tag) + 8 for tag, _ in entry.versions)
-    return (0 if entry.payload is None else len(entry.payload)) + stamps
 
 
 class ReadPath:

@@ -145,8 +145,7 @@ class OperationLines:
                 self._templates.clear()
             self._templates[key] = template
         head, middle = template
-        duration = orjson.dumps(round(stats.seconds() * 1000, 3))
-        self._lines.write(head + duration + middle + self._lines.timestamp().encode() + b'"}\n')
+        self._lines.later(head, round(stats.seconds() * 1000, 3), middle)
 
     def flush(self) -> None:
         self._lines.flush()

@@ -16,7 +16,6 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, BinaryIO, TextIO
 
 import orjson
@@ -28,25 +27,10 @@ from graph.settings import Settings
 HANDLER_NAME = "strata"
 FLUSH_SECONDS = 0.1  # how long an operation line may wait in the buffer
 BUFFER_BYTES = 64 * 1024  # the buffer given to a stream that has none
-PENDING_LINES = 256  # templated lines kept before they are rendered in any case
 
 
 def _dumps(value: object, **_kwargs: object) -> str:
     return orjson.dumps(value, default=str).decode()
-
-
-class StreamLines(logging.StreamHandler):  # type: ignore[type-arg]
-    """The standard library's stream handler, writing the `JsonLines` kept on its stream
-    first, so every line reaches the stream in the order it was logged."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream)
-        self.before_emit: Callable[[], None] | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.before_emit is not None:
-            self.before_emit()
-        super().emit(record)
 
 
 def configure_logging(settings: Settings) -> logging.Handler:
@@ -74,7 +58,7 @@ def configure_logging(settings: Settings) -> logging.Handler:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    handler = StreamLines(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
@@ -98,22 +82,16 @@ class JsonLines:
     `event`, `level` and an ISO `timestamp` in UTC, as the structlog configuration above
     renders them.
 
-    Each line goes into the buffer in order with every other line on the stream (its text
-    layer writes through the same buffer), which writes whenever it is full, and at the
-    latest FLUSH_SECONDS after a line: one system call for many lines instead of one each
-    (flushing at every turn of the event loop still cost a system call every request or
-    two under load). A stream with no buffer under it (stderr with PYTHONUNBUFFERED set,
-    as container images often have) gets one of its own on the same file descriptor:
-    there, a line can reach the file up to FLUSH_SECONDS after lines other loggers wrote
-    later.
+    Each line goes into the buffer at once (in order with every other line on the
+    stream: its text layer writes through the same buffer), which writes whenever it is
+    full, and at the latest FLUSH_SECONDS after a line: one system call for many lines
+    instead of one each (flushing at every turn of the event loop still cost a system
+    call every request or two under load). A stream with no buffer under it (stderr
+    with PYTHONUNBUFFERED set, as container images often have) gets one of its own on
+    the same file descriptor: there, a line can reach the file up to FLUSH_SECONDS after
+    lines other loggers wrote later."""
 
-    A templated line (`later`: fixed bytes around a duration and a time) is kept as its
-    parts and rendered with the lines kept beside it, before any other line is written
-    and at the latest when the buffer is flushed: rendered in a batch, a line costs about
-    half what it costs between a server's other work (docs/benchmarks.md, "The hit
-    path's server-side CPU"). Its duration and time are taken when it is kept."""
-
-    __slots__ = ("_buffer", "_flush_pending", "_pending", "_second", "_stamp")
+    __slots__ = ("_buffer", "_flush_pending", "_second", "_stamp")
 
     def __init__(self, stream: TextIO) -> None:
         buffer: BinaryIO = stream.buffer
@@ -122,7 +100,6 @@ class JsonLines:
             buffer = io.BufferedWriter(raw, BUFFER_BYTES)  # type: ignore[assignment]
         self._buffer = buffer
         self._flush_pending = False
-        self._pending: list[tuple[bytes, float, bytes, float]] = []
         self._second = -1
         self._stamp = ""
 
@@ -132,58 +109,30 @@ class JsonLines:
 
     def write(self, line: bytes) -> None:
         """One line already rendered as `emit` renders it (newline included)."""
-        if self._pending:
-            self.render_pending()
         self._buffer.write(line)
         if not self._flush_pending:
-            self._flush_soon()
-
-    def later(self, head: bytes, duration_ms: float, middle: bytes) -> None:
-        """The line `head + duration + middle + timestamp + '"}' + newline`, its duration
-        encoded as `emit` encodes a float and its time taken now, rendered later."""
-        pending = self._pending
-        pending.append((head, duration_ms, middle, time.time()))
-        if len(pending) >= PENDING_LINES:
-            self.render_pending()
-        if not self._flush_pending:
-            self._flush_soon()
-
-    def render_pending(self) -> None:
-        """Writes the templated lines kept so far into the buffer, in order."""
-        pending, self._pending = self._pending, []
-        write, stamp, dumps = self._buffer.write, self._stamp_of, orjson.dumps
-        with contextlib.suppress(ValueError):  # the stream was closed meanwhile (at exit)
-            for head, duration_ms, middle, now in pending:
-                write(b"".join((head, dumps(duration_ms), middle, stamp(now), b'"}\n')))
-
-    def _flush_soon(self) -> None:
-        self._flush_pending = True
-        try:
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-        except RuntimeError:  # no event loop: at once
-            self.flush()
+            self._flush_pending = True
+            try:
+                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+            except RuntimeError:  # no event loop: at once
+                self.flush()
 
     def flush(self) -> None:
         """Writes what the buffer holds (also called when the app shuts down)."""
         self._flush_pending = False
-        self.render_pending()
         with contextlib.suppress(ValueError):  # the stream was closed meanwhile (at exit)
             self._buffer.flush()
 
     def timestamp(self) -> str:
-        """`datetime.now(UTC).isoformat()` with `Z` for `+00:00`."""
-        return self._stamp_of(time.time()).decode()
-
-    def _stamp_of(self, now: float) -> bytes:
-        """The timestamp of `now` (seconds since the epoch), formatted from the second
-        down only once per second."""
+        """`datetime.now(UTC).isoformat()` with `Z` for `+00:00`, formatted from the
+        second down only once per second."""
+        now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         micros = int((now - second) * 1_000_000)
-        stamp = f"{self._stamp}.{micros:06d}Z" if micros else f"{self._stamp}Z"
-        return stamp.encode()
+        return f"{self._stamp}.{micros:06d}Z" if micros else f"{self._stamp}Z"
 
 
 def json_lines(settings: Settings) -> JsonLines | None:
@@ -194,10 +143,8 @@ def json_lines(settings: Settings) -> JsonLines | None:
     for handler in logging.getLogger().handlers:
         if (
             handler.get_name() == HANDLER_NAME
-            and isinstance(handler, StreamLines)
+            and isinstance(handler, logging.StreamHandler)
             and hasattr(handler.stream, "buffer")
         ):
-            lines = JsonLines(handler.stream)
-            handler.before_emit = lines.render_pending
-            return lines
+            return JsonLines(handler.stream)
     return None

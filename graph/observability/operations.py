@@ -145,7 +145,8 @@ class OperationLines:
                 self._templates.clear()
             self._templates[key] = template
         head, middle = template
-        self._lines.later(head, round(stats.seconds() * 1000, 3), middle)
+        duration = orjson.dumps(round(stats.seconds() * 1000, 3))
+        self._lines.write(head + duration + middle + self._lines.timestamp().encode() + b'"}\n')
 
     def flush(self) -> None:
         self._lines.flush()

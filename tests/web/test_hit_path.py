@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from cache.observation import Observation
 from graph.observability.counting import PlainHistogram
 from graph.observability.exposition import Scrape
-from graph.observability.logs import PENDING_LINES, JsonLines, configure_logging, json_lines
+from graph.observability.logs import JsonLines, configure_logging, json_lines
 from graph.observability.metrics import LATENCY_BUCKETS
 from graph.observability.operations import OperationLines, OperationStats
 from graph.settings import Settings
@@ -232,41 +232,3 @@ def test_a_templated_operation_line_is_the_line_emit_writes() -> None:
     assert json.loads(first)["cache"]["l1_hits"] == 1
     assert json.loads(second)["operation"] == 'Odd "name"'
     assert json.loads(miss)["sql"]["statements"] == 2
-
-
-async def test_a_kept_operation_line_is_written_before_a_later_log_record(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    settings = Settings(log_level="INFO", log_format="json")
-    configure_logging(settings)
-    lines = json_lines(settings)
-    assert lines is not None
-    writer = OperationLines(lines)
-    observation = Observation()
-    observation.add("l1_hits", 1)
-    capsys.readouterr()
-    for n in range(2):  # rendered, then kept as its template's parts
-        writer.write(OperationStats(cache=observation, name=f"Op{n}", response="hit"))
-    writer.write(OperationStats(cache=observation, name="Op1", response="hit"))
-    structlog.get_logger("strata.other").warning("after the operations")
-    lines.flush()
-    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    logging.getLogger().setLevel(logging.WARNING)
-    assert [event.get("operation") for event in events] == ["Op0", "Op1", "Op1", None]
-    assert events[-1]["event"] == "after the operations"
-    times = [event["timestamp"] for event in events]
-    assert times == sorted(times)
-
-
-async def test_kept_lines_are_rendered_once_the_bound_is_reached() -> None:
-    buffer = io.BytesIO()
-    stream = io.TextIOWrapper(buffer, write_through=True)
-    lines = JsonLines(stream)
-    for n in range(PENDING_LINES - 1):
-        lines.later(b'{"n":', float(n), b',"timestamp":"')
-    assert buffer.getvalue() == b""  # kept: the flush is FLUSH_SECONDS away
-    for n in range(PENDING_LINES - 1, PENDING_LINES):
-        lines.later(b'{"n":', float(n), b',"timestamp":"')
-    kept = buffer.getvalue().splitlines()  # rendered by the bound alone
-    assert [json.loads(line)["n"] for line in kept] == [float(n) for n in range(PENDING_LINES)]
-    assert all(json.loads(line)["timestamp"].endswith("Z") for line in kept)

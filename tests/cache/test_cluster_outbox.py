@@ -132,7 +132,7 @@ async def test_a_row_with_a_tag_on_a_down_master_stays_unapplied_until_it_is_bac
     async def only_the_spanning_row_pending() -> bool:
         if writer.stats["pending_invalidations"] != 1:
             await writer.relay_pass()
-        return writer.stats["pending_invalidations"] == 1
+        return bool(writer.stats["pending_invalidations"] == 1)
 
     await until(only_the_spanning_row_pending, within=10)
     assert writer.stats["breaker_state"] == "closed"

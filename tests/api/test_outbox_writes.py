@@ -10,12 +10,9 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, insert, select
 
 from graph.settings import Settings
-from models import Database
-from models.tables import REVIEWS, utc_now
-from tests.support.api import Api, running_api
+from tests.support.api import Api, add_reviews, running_api
 from tests.support.outbox import outbox_rows
 
 BOOK = """query ($id: ID!) { book(id: $id) { id title reviewCount reviews { totalCount } } }"""
@@ -65,33 +62,12 @@ async def test_a_refused_change_records_nothing(api: Api, settings: Settings) ->
     assert await outbox_rows(settings.database_url) == []
 
 
-async def _add_reviews(url: str, book_id: int, count: int) -> None:
-    db = Database(url)
-    try:
-        async with db.engine.begin() as conn:
-            await conn.execute(
-                insert(REVIEWS),
-                [
-                    {"rating": 4, "body": f"r{n}", "book_id": book_id, "reviewer_id": 1}
-                    | {"created_at": utc_now()}
-                    for n in range(count)
-                ],
-            )
-            total = await conn.scalar(
-                select(func.count()).select_from(REVIEWS).where(REVIEWS.c.book_id == book_id)
-            )
-            assert total is not None
-            assert total > 1000
-    finally:
-        await db.dispose()
-
-
 async def test_deleting_a_book_with_over_a_thousand_reviews_leaves_nothing_stale(
     api: Api, settings: Settings
 ) -> None:
     """Reproduction 3c: the write committed, then its invalidation failed ("at most 1000
     tags per call") and the deleted book and old counts stayed cached."""
-    await _add_reviews(settings.database_url, 2, 1001)
+    await add_reviews(settings.database_url, 2, 1001)
     book = (await api.data(BOOK, {"id": "2"}))["book"]
     assert book["reviewCount"] > 1000
     counts = await api.data(COUNTS)

@@ -8,31 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import OutOfMemoryError
 
 from cache import TieredCache
 from tests.cache.conftest import MakeCache, Source, eventually, own_tag
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, fill_until_refused, free_port
 
 FAULTS = {"redis_timeout_ms": 1000, "breaker_reset_seconds": 0.05, "degraded_l1_ttl": 30.0}
-
-
-async def _fill_until_refused(client: aioredis.Redis) -> None:
-    """maxmemory just above what is used, noeviction, then filler keys until a write is
-    refused with OOM."""
-    used = int((await client.info("memory"))["used_memory"])
-    await client.config_set("maxmemory-policy", "noeviction")
-    await client.config_set("maxmemory", str(used + 2_000_000))
-    blob = b"x" * 100_000
-    for index in range(1000):
-        try:
-            await client.set(f"filler:{index}", blob)
-        except OutOfMemoryError:
-            # Freed buffers could bring it back under the line by a few kilobytes: lower
-            # the line well below what the filler keys hold (noeviction keeps them).
-            await client.config_set("maxmemory", str(used + 1_000_000))
-            return
-    raise AssertionError("Redis never refused a write")
 
 
 async def _tag_version(client: aioredis.Redis, cache: TieredCache, tag: str) -> object:
@@ -61,7 +42,7 @@ async def _check_refused_bump_stays_pending(
         before = await _tag_version(client, cache, "k")
 
         if refuse == "oom":
-            await _fill_until_refused(client)
+            await fill_until_refused(client)
         else:  # a replica of a dead primary refuses every write
             await client.replicaof("127.0.0.1", free_port())
         source.data["k"] = "new"

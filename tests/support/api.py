@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import func, insert, select
 
 from graph.services import Services
 from graph.settings import Settings
 from graph.web.app import create_app
 from models import Database
 from models.seed import SeedPlan, seed
+from models.tables import REVIEWS, utc_now
 from models.tokens import create_token
 
 SMALL_PLAN = SeedPlan(authors=12, books_per_author=4, reviews_per_book=3, users=4, seed=7)
@@ -96,3 +98,25 @@ async def running_api(
         httpx.AsyncClient(transport=transport, base_url="http://strata.test") as client,
     ):
         yield Api(client, app.state.services, admin, user, other)
+
+
+async def add_reviews(url: str, book_id: int, count: int) -> None:
+    """Adds `count` reviews of user 1 to book `book_id`, straight into the table."""
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                insert(REVIEWS),
+                [
+                    {"rating": 4, "body": f"r{n}", "book_id": book_id, "reviewer_id": 1}
+                    | {"created_at": utc_now()}
+                    for n in range(count)
+                ],
+            )
+            total = await conn.scalar(
+                select(func.count()).select_from(REVIEWS).where(REVIEWS.c.book_id == book_id)
+            )
+            assert total is not None
+            assert total > 1000
+    finally:
+        await db.dispose()

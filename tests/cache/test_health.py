@@ -292,3 +292,50 @@ async def test_a_busy_process_does_not_blame_redis(make_cache: MakeCache) -> Non
     assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": 1}
     assert cache.stats["redis_timeouts"] == 0
     assert cache.stats["l2_hits"] == 1
+
+
+async def test_the_probe_that_closes_the_breaker_replays_the_pending_invalidations(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """No traffic on the writer after the outage: only the probe (here through check())
+    can have sent the bump, and the breaker may close only once it has: another instance
+    must then find the entry Redis kept from before the outage invalid."""
+    source = Source({"k": "old"})
+    writer = await make_cache(
+        redis_url=redis_server.url, **{**FAST_FAULTS, "breaker_reset_seconds": 30.0}
+    )
+    reader = await make_cache(redis_url=redis_server.url)
+    await writer.get_many_or_load(["k"], source.load, tags=own_tag)  # "old" in L2
+
+    redis_server.stop()  # its AOF keeps the entry and the tag's version
+    source.data["k"] = "new"
+    await writer.invalidate(["k"])
+    assert writer.stats["pending_invalidations"] == 1
+    redis_server.start()
+
+    deadline = time.monotonic() + 5
+    while await writer.check() != "ok":  # probes now, whatever the reset delay
+        assert time.monotonic() < deadline, f"still {writer.status}: {writer.stats}"
+        await asyncio.sleep(0.02)
+    assert writer.stats["pending_invalidations"] == 0
+    await eventually(lambda: reader.broadcast_connected, within=5)
+    assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+
+
+async def test_the_fault_servers_keep_their_data(redis_server: RedisServer) -> None:
+    """What the fault tests rely on: a killed then restarted, or a frozen then thawed,
+    test Redis still has what it answered before."""
+
+    def client() -> aioredis.Redis:
+        return aioredis.Redis.from_url(redis_server.url)  # a restart closes connections
+
+    async with client() as before:
+        await before.set("kept", "1")
+    redis_server.stop()
+    redis_server.start()
+    async with client() as after:
+        await after.set("after-restart", "2")
+    redis_server.freeze()
+    redis_server.thaw()
+    async with client() as thawed:
+        assert await thawed.mget("kept", "after-restart") == [b"1", b"2"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,23 +10,7 @@ import redis.asyncio as aioredis
 from cache.entry import TagVersions
 from cache.keys import KeySpace
 from cache.versions import TagVersionView
-from tests.cache.conftest import MakeCache, Source, own_tag
-
-
-class SlowSource(Source):
-    """Reads the data at once, then holds its answer until released: the loader that read
-    the database just before a concurrent write committed."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data)
-        self.has_read = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def load(self, keys: list[str]) -> dict[str, Any]:
-        snapshot = await super().load(keys)
-        self.has_read.set()
-        await self.release.wait()
-        return snapshot
+from tests.cache.conftest import MakeCache, SlowSource, Source, own_tag
 
 
 async def test_invalidation_reaches_every_list_that_depends_on_a_tag(

@@ -146,6 +146,71 @@ MUTANTS: tuple[Mutant, ...] = (
         "for i = 1, m do current[i] = true end",
         ("tests/cache/test_invalidation.py",),
     ),
+    Mutant(
+        "field-key-stringifies-arguments",
+        'a cached field\'s key spells its arguments as strings: null and "None", 7 and '
+        '"7" share an entry',
+        "cache/strawberry/fields.py",
+        "        return compose_key(self.name, parent, args=arguments)\n",
+        "        return compose_key(self.name, parent, args={k: str(v) for k, v in"
+        " arguments.items()})\n",
+        ("tests/api/test_key_collisions.py",),
+    ),
+    Mutant(
+        "merge-ignores-pending",
+        "a Redis reply brings back the old version of a tag whose bump Redis refused",
+        "cache/versions.py",
+        """            if pending and pending.blocks((tag,)):
+                continue  # Redis has not applied its bump: its version there is old""",
+        """            if False:
+                continue""",
+        ("tests/cache/test_refused_writes.py", "tests/cache/test_view.py"),
+    ),
+    Mutant(
+        "invalidate-keeps-flights",
+        "a read that starts after an invalidation returned joins a load that began before it",
+        "cache/invalidation.py",
+        """        self._view.drop(unique)
+        self._flights.detach(unique)""",
+        """        self._view.drop(unique)""",
+        (
+            "tests/cache/test_invalidation.py"
+            "::test_a_read_after_a_queued_invalidation_does_not_join_an_older_load",
+        ),
+    ),
+    Mutant(
+        "refused-bump-keeps-breaker-closed",
+        "a bump Redis refused leaves the breaker closed: successful reads keep it so, and "
+        "nothing replays the bump while Redis answers reads",
+        "cache/health.py",
+        """            if self.breaker.closed:
+                self.breaker.trip()""",
+        """            if False:
+                self.breaker.trip()""",
+        ("tests/cache/test_refused_writes.py",),
+    ),
+    Mutant(
+        "broadcast-ignored",
+        "another instance's bump, received over the broadcast, does not move this "
+        "instance's view: its L1 keeps serving the old value",
+        "cache/invalidation.py",
+        "        self._view.merge(zip(tags, versions, strict=True))\n",
+        "",
+        ("tests/cache/test_broadcast.py",),
+    ),
+    Mutant(
+        "invalidate-drops-after-redis",
+        "the writer's view drops the tags only after Redis answered the bump: while "
+        "Redis refuses or is away, the writer keeps serving its old L1 entries",
+        "cache/invalidation.py",
+        """        self._view.drop(unique)
+        self._flights.detach(unique)
+        await self._health.invalidate(unique)""",
+        """        await self._health.invalidate(unique)
+        self._view.drop(unique)
+        self._flights.detach(unique)""",
+        ("tests/cache/test_invalidation.py", "tests/cache/test_refused_writes.py"),
+    ),
 )
 
 

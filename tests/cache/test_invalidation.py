@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from cache.entry import TagVersions
 from cache.keys import KeySpace
 from cache.versions import TagVersionView
-from tests.cache.conftest import MakeCache, SlowSource, Source, own_tag
+from tests.cache.conftest import MakeCache, SlowSource, Source, eventually, own_tag
 from tests.support.redis_server import RedisServer
 
 
@@ -65,9 +65,12 @@ async def test_slow_loader_on_another_instance_cannot_store_its_old_value(
 
     fresh = Source(source.data)
     assert await writer_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
-    # The loader instance may learn of the invalidation only through the broadcast, but the
-    # version it read before its load can no longer match, so neither tier holds "old".
+    # Redis refused the old value at once (the version it was loaded under has moved). The
+    # loader instance's own L1 may hold it until the broadcast arrives (the window the
+    # design allows): wait for that event, then neither tier holds "old".
+    await eventually(lambda: loader_instance.stats["invalidations_received"] >= 1)
     assert await loader_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+    assert loader_instance.stats["l2_stale_rejected"] == 1
 
 
 async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: MakeCache) -> None:

@@ -211,6 +211,25 @@ MUTANTS: tuple[Mutant, ...] = (
         self._flights.detach(unique)""",
         ("tests/cache/test_invalidation.py", "tests/cache/test_refused_writes.py"),
     ),
+    Mutant(
+        "l2-read-ignores-versions",
+        "an L2 entry is served whatever tag versions it was computed against (with the "
+        "unconditional fill, the protocol model's NO_VERSION_CHECK)",
+        "cache/codec.py",
+        """        if not blob.startswith(prefix, _MAC_SIZE):
+            return None
+        return _read_trailer(blob, _MAC_SIZE + len(prefix))""",
+        """        return _read_trailer(blob, _read_stamps(blob)[1])""",
+        ("tests/cache/test_invalidation.py", "tests/cache/test_reads.py"),
+    ),
+    Mutant(
+        "l1-ignores-versions",
+        "an L1 entry is served whatever the view says of its tags",
+        "cache/versions.py",
+        "            if known.get(tag) != version:\n",
+        "            if False:\n",
+        ("tests/cache/test_invalidation.py", "tests/cache/test_broadcast.py"),
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -293,24 +294,32 @@ def _check_imports_from(copy: Path) -> None:
 def _run_tests(copy: Path, tests: Sequence[str], timeout: float) -> tuple[str, float, str]:
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     started = time.monotonic()
+    # A session of its own: on a timeout (or an interrupt) the whole group is killed, the
+    # Redis and uvicorn processes its fixtures started included.
+    process = subprocess.Popen(
+        command,
+        cwd=copy,
+        env=_environment(copy),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command,
-            cwd=copy,
-            env=_environment(copy),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        stdout, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", time.monotonic() - started, f"no verdict within {timeout:.0f} s"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     seconds = time.monotonic() - started
-    tail = "\n".join(done.stdout.strip().splitlines()[-3:])
-    if done.returncode == 0:
+    tail = "\n".join(stdout.strip().splitlines()[-3:])
+    if process.returncode == 0:
         return "passed", seconds, tail
-    if done.returncode == 1:
-        return "failed", seconds, _first_failure(done.stdout) or tail
-    return "error", seconds, f"pytest exited {done.returncode}:\n{done.stdout[-2000:]}"
+    if process.returncode == 1:
+        return "failed", seconds, _first_failure(stdout) or tail
+    return "error", seconds, f"pytest exited {process.returncode}:\n{stdout[-2000:]}"
 
 
 def _first_failure(output: str) -> str:

@@ -31,6 +31,7 @@ def test_every_mutant_applies_to_the_tree_once() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_the_runner_tells_a_killed_mutant_from_a_survivor(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -51,6 +52,7 @@ def test_the_runner_tells_a_killed_mutant_from_a_survivor(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_every_mutant_of_the_guarantee_paths_is_killed(capsys: pytest.CaptureFixture[str]) -> None:
     status = mutants.run(MUTANTS)
     out = capsys.readouterr().out

@@ -75,7 +75,7 @@ async def test_invalidation_during_an_outage_is_replayed_before_l2_is_trusted(
     assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
     assert cache.stats["pending_invalidations"] >= 1
 
-    redis_server.start()  # a fresh, empty Redis would hide the bug: keep its data
+    redis_server.start()  # with its data (AOF): the old entry is still there
     await eventually(lambda: cache.broadcast_connected, within=5)
     deadline = time.monotonic() + 5
     while cache.stats["pending_invalidations"]:

@@ -231,6 +231,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if False:\n",
         ("tests/cache/test_invalidation.py", "tests/cache/test_broadcast.py"),
     ),
+    Mutant(
+        "probe-leaves-late-pending",
+        "an invalidation queued while the probe was in flight waits for this instance's "
+        "next Redis call: an idle writer leaves the other instances stale",
+        "cache/health.py",
+        """        if self.pending:
+            # Queued while this probe was in flight""",
+        """        if False:
+            # Queued while this probe was in flight""",
+        (
+            "tests/cache/test_health.py"
+            "::test_an_invalidation_queued_during_the_probe_is_replayed_without_traffic",
+        ),
+    ),
 )
 
 

@@ -339,3 +339,35 @@ async def test_the_fault_servers_keep_their_data(redis_server: RedisServer) -> N
     redis_server.thaw()
     async with client() as thawed:
         assert await thawed.mget("kept", "after-restart") == [b"1", b"2"]
+
+
+async def test_an_invalidation_queued_during_the_probe_is_replayed_without_traffic(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """Found by the stateful test: a write whose bump fails while the probe is in flight
+    (the breaker half-open) is queued; the probe replays what was pending when it began,
+    closes the breaker, and the later invalidation used to wait for this instance's next
+    Redis call. An idle writer then left every other instance stale."""
+    source = Source({"a": "old", "b": "old"})
+    writer = await make_cache(
+        redis_url=redis_server.url, **{**FAST_FAULTS, "breaker_reset_seconds": 30.0}
+    )
+    reader = await make_cache(redis_url=redis_server.url)
+    await writer.get_many_or_load(["a", "b"], source.load, tags=own_tag)  # both in L2
+
+    redis_server.freeze()
+    source.data.update(a="new", b="new")
+    await writer.invalidate(["a"])  # times out: pending, breaker open
+    sent = writer.stats["redis_round_trips"]
+    probing = asyncio.create_task(writer.check())
+    # The probe has taken what is pending ("a") and sent its bump, which waits on Redis.
+    await eventually(lambda: writer.stats["redis_round_trips"] > sent)
+    await writer.invalidate(["b"])  # the breaker is half-open: queued
+    redis_server.thaw()
+    await probing
+
+    # No traffic on the writer from here on.
+    await eventually(lambda: writer.stats["pending_invalidations"] == 0, within=5)
+    await eventually(lambda: reader.stats["invalidations_received"] >= 2, within=5)
+    got = await reader.get_many_or_load(["a", "b"], source.load, tags=own_tag)
+    assert got == {"a": "new", "b": "new"}

@@ -284,7 +284,7 @@ class CacheMachine(RuleBasedStateMachine):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while not all([await self.recovered(cache) for cache in self.instances]):
-            assert loop.time() < deadline, [cache.stats for cache in self.instances]
+            assert loop.time() < deadline, f"not recovered within 10 s: {self.health()}"
             await asyncio.sleep(0.01)
         truth = await self.table.snapshot()
         deadline = loop.time() + CONVERGE_SECONDS
@@ -298,6 +298,21 @@ class CacheMachine(RuleBasedStateMachine):
                 )
                 await asyncio.sleep(0.01)
             assert await self.read(index, list(truth)) == truth
+
+    def health(self) -> list[dict[str, Any]]:
+        wanted = (
+            "breaker_state",
+            "pending_invalidations",
+            "broadcast_connected",
+            "redis_errors",
+            "redis_timeouts",
+            "breaker_opened",
+            "breaker_closed",
+        )
+        return [
+            {"status": cache.status, **{name: cache.stats[name] for name in wanted}}
+            for cache in self.instances
+        ]
 
     @staticmethod
     async def recovered(cache: TieredCache) -> bool:

@@ -86,7 +86,10 @@ MUTANTS: tuple[Mutant, ...] = (
         """            async with Deadline(self._probe_timeout_s):
                 await redis.ping()""",
         (
-            "tests/cache/test_health.py::test_the_probe_that_closes_the_breaker_replays_the_pending_invalidations",
+            "tests/cache/test_refused_writes.py"
+            "::test_the_breaker_stays_open_while_redis_refuses_the_pending_bumps",
+            "tests/cache/test_health.py"
+            "::test_the_probe_that_closes_the_breaker_replays_the_pending_invalidations",
         ),
     ),
     Mutant(

@@ -41,8 +41,10 @@ def key_prefix() -> str:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    """A private redis-server that a fault test may stop and restart."""
-    server = RedisServer()
+    """A private redis-server that a fault test may stop and restart, or freeze and thaw:
+    it keeps its data either way (AOF, fsync always), as a real outage does. A Redis that
+    came back empty would hide a lost invalidation: the old entry would be gone anyway."""
+    server = RedisServer(durable=True)
     server.start()
     try:
         yield server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,23 +10,8 @@ import redis.asyncio as aioredis
 from cache.entry import TagVersions
 from cache.keys import KeySpace
 from cache.versions import TagVersionView
-from tests.cache.conftest import MakeCache, Source, own_tag
-
-
-class SlowSource(Source):
-    """Reads the data at once, then holds its answer until released: the loader that read
-    the database just before a concurrent write committed."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data)
-        self.has_read = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def load(self, keys: list[str]) -> dict[str, Any]:
-        snapshot = await super().load(keys)
-        self.has_read.set()
-        await self.release.wait()
-        return snapshot
+from tests.cache.conftest import MakeCache, SlowSource, Source, eventually, own_tag
+from tests.support.redis_server import RedisServer
 
 
 async def test_invalidation_reaches_every_list_that_depends_on_a_tag(
@@ -81,9 +65,12 @@ async def test_slow_loader_on_another_instance_cannot_store_its_old_value(
 
     fresh = Source(source.data)
     assert await writer_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
-    # The loader instance may learn of the invalidation only through the broadcast, but the
-    # version it read before its load can no longer match, so neither tier holds "old".
+    # Redis refused the old value at once (the version it was loaded under has moved). The
+    # loader instance's own L1 may hold it until the broadcast arrives (the window the
+    # design allows): wait for that event, then neither tier holds "old".
+    await eventually(lambda: loader_instance.stats["invalidations_received"] >= 1)
     assert await loader_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+    assert loader_instance.stats["l2_stale_rejected"] == 1
 
 
 async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: MakeCache) -> None:
@@ -96,10 +83,54 @@ async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: M
     source.data["k"] = "new"
     await cache.invalidate(["k"])
     fresh = Source(source.data)
-    after = await cache.get_many_or_load(["k"], fresh.load, tags=own_tag)
+    # Bounded: a read that joined the old load would wait for a release that never comes.
+    after = await asyncio.wait_for(cache.get_many_or_load(["k"], fresh.load, tags=own_tag), 5)
     assert after == {"k": "new"}
     source.release.set()
     await before
+
+
+async def test_a_read_after_a_queued_invalidation_does_not_join_an_older_load(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """As above with Redis away, so that no broadcast of the bump (which also detaches
+    flights, on every instance) can come to the rescue: the invalidation itself must."""
+    source = SlowSource({"k": "old"})
+    cache = await make_cache(redis_url=redis_server.url, redis_timeout_ms=100)
+    before = asyncio.create_task(cache.get_many_or_load(["k"], source.load, tags=own_tag))
+    await source.has_read.wait()
+    redis_server.stop()
+    source.data["k"] = "new"
+    await cache.invalidate(["k"])
+    assert cache.stats["pending_invalidations"] == 1
+    fresh = Source(source.data)
+    after = await asyncio.wait_for(cache.get_many_or_load(["k"], fresh.load, tags=own_tag), 5)
+    assert after == {"k": "new"}
+    source.release.set()
+    assert await before == {"k": "old"}  # concurrent with the write: allowed
+
+
+async def test_the_writer_stops_serving_what_it_invalidates_before_redis_answers(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """The local half of an invalidation comes before any await: a request that starts
+    while the bump is still on its way to a slow Redis (after the write committed) is not
+    served the old L1 entry."""
+    source = Source({"k": "old"})
+    cache = await make_cache(redis_url=redis_server.url)
+    await cache.get_many_or_load(["k"], source.load, tags=own_tag)  # in L1
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.client_pause(300, all=True)  # Redis slow: the bump waits
+        source.data["k"] = "new"
+        bump = asyncio.create_task(cache.invalidate(["k"]))
+        await asyncio.sleep(0)  # the invalidation runs up to its Redis call
+        assert not bump.done()
+        assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+        assert await bump == 1
+    finally:
+        await admin.client_unpause()
+        await admin.aclose()
 
 
 async def test_vanished_tag_version_never_revalidates_old_entries(

@@ -1,0 +1,70 @@
+"""The tag-version view and its pending set (cache/versions.py): bounded, forward only,
+and deaf to Redis replies that may predate a local invalidation or flush."""
+
+from __future__ import annotations
+
+from cache.keys import GLOBAL_TAG
+from cache.versions import PendingInvalidations, TagVersionView
+
+
+def test_the_view_is_bounded_by_clearing_itself() -> None:
+    view = TagVersionView(max_tags=4)
+    for index in range(10):
+        assert view.merge([(f"t{index}", 1)])
+        assert len(view) <= 4
+    # Cleared rather than trimmed: a tag it forgot is unknown (a miss), never wrong.
+    assert not view.is_current((("t0", 1),))
+    assert view.is_current((("t9", 1),))
+
+
+def test_a_reply_that_started_before_a_drop_is_not_merged() -> None:
+    view = TagVersionView(max_tags=100)
+    view.merge([("t", 1)])
+    started = view.epoch  # a Redis read is sent now; its reply will say t is at 1
+    view.drop(["t"])  # a local invalidation of t meanwhile (its bump not applied yet)
+    assert not view.merge([("t", 1)], started)
+    assert not view.is_current((("t", 1),)), "the dropped tag's old version came back"
+    # A read that starts after the drop is merged.
+    assert view.merge([("t", 2)], view.epoch)
+    assert view.is_current((("t", 2),))
+
+
+def test_a_reply_that_started_before_a_flush_is_not_merged() -> None:
+    view = TagVersionView(max_tags=100)
+    started = view.epoch
+    view.flush()  # the broadcast was lost: versions learnt before may be stale
+    assert not view.merge([("t", 1)], started)
+    assert len(view) == 0
+
+
+def test_versions_only_move_forward() -> None:
+    view = TagVersionView(max_tags=100)
+    view.merge([("t", 5)])
+    view.merge([("t", 3)])  # a late broadcast of an older bump
+    assert view.is_current((("t", 5),))
+
+
+def test_too_many_pending_tags_fall_back_to_the_global_tag() -> None:
+    pending = PendingInvalidations(limit=3)
+    pending.queue(["a", "b"])
+    assert len(pending) == 2
+    assert not pending.blocks(["unrelated"])
+    pending.queue(["c", "d", "e"])
+    assert len(pending) == 1  # bounded: one entry, the whole namespace
+    assert pending.blocks(["unrelated"])
+    assert pending.batch() == (frozenset(), True)
+    pending.replayed(pending.batch())
+    assert not pending
+
+
+def test_pending_tags_stay_unknown_to_the_view() -> None:
+    view = TagVersionView(max_tags=100, max_pending=10)
+    view.merge([("t", 1)])
+    view.drop(["t"])
+    view.pending.queue(["t"])
+    assert view.merge([("t", 1)], view.epoch)  # a read after the drop; Redis still has 1
+    assert not view.is_current((("t", 1),))
+    # A load without Redis gets a local version for it, which the view does not adopt.
+    local = view.local_versions(["t", GLOBAL_TAG])
+    assert local[0][1] < 0
+    assert not view.is_current(local[:1])

@@ -72,8 +72,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "pending-does-not-hide-l2",
         "an L2 entry covered by an invalidation Redis has not applied is served",
         "cache/reads.py",
-        "if opened is None or (pending and pending.blocks(tags)):",
-        "if opened is None:",
+        """            if (
+                opened is None
+                or (pending and pending.blocks(tags))
+                or (blocked and not blocked.isdisjoint(tags))
+            ):""",
+        """            if opened is None:""",
         ("tests/cache/test_refused_writes.py", "tests/cache/test_health.py"),
     ),
     Mutant(
@@ -82,7 +86,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "invalidations: Redis is trusted again before it has them",
         "cache/health.py",
         """            async with Deadline(self._probe_timeout_s):
-                await self._send_invalidations(redis, [])""",
+                await self._send_invalidations(redis)""",
         """            async with Deadline(self._probe_timeout_s):
                 await redis.ping()""",
         (
@@ -95,20 +99,17 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "pending-never-global",
         "the pending set grows without bound instead of falling back to the global tag",
-        "cache/versions.py",
-        """            self._tags.clear()
-            self._all = True
-""",
-        """            pass
-""",
+        "cache/pending.py",
+        """        if len(self._counts) + len(unique) > self._limit:""",
+        """        if False:""",
         ("tests/cache/test_view.py", "tests/cache/test_health.py"),
     ),
     Mutant(
         "view-unbounded",
         "the tag-version view is never cleared when full: it grows with every tag seen",
         "cache/versions.py",
-        "if len(known) >= self._max_tags:",
-        "if False:",
+        "if len(self._versions) < self._max_tags and len(self._floor) < self._max_tags:",
+        "if True:",
         ("tests/cache/test_view.py",),
     ),
     Mutant(
@@ -118,8 +119,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "cache/versions.py",
         """        if epoch is not None and epoch != self.epoch:
             return False
-        known = self._versions""",
-        """        known = self._versions""",
+        if not self._room():""",
+        """        if not self._room():""",
         ("tests/cache/test_view.py", "tests/cache/test_invalidation.py"),
     ),
     Mutant(
@@ -164,7 +165,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "merge-ignores-pending",
         "a Redis reply brings back the old version of a tag whose bump Redis refused",
         "cache/versions.py",
-        """            if pending and pending.blocks((tag,)):
+        """            if (pending and pending.blocks((tag,))) or (skip and tag in skip):
                 continue  # Redis has not applied its bump: its version there is old""",
         """            if False:
                 continue""",
@@ -174,9 +175,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "invalidate-keeps-flights",
         "a read that starts after an invalidation returned joins a load that began before it",
         "cache/invalidation.py",
-        """        self._view.drop(unique)
-        self._flights.detach(unique)""",
-        """        self._view.drop(unique)""",
+        """        self._view.drop(tags)
+        self._flights.detach(tags)""",
+        """        self._view.drop(tags)""",
         (
             "tests/cache/test_invalidation.py"
             "::test_a_read_after_a_queued_invalidation_does_not_join_an_older_load",
@@ -198,7 +199,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "another instance's bump, received over the broadcast, does not move this "
         "instance's view: its L1 keeps serving the old value",
         "cache/invalidation.py",
-        "        self._view.merge(zip(tags, versions, strict=True))\n",
+        "        self._view.merge_late(zip(tags, versions, strict=True))\n",
         "",
         ("tests/cache/test_broadcast.py",),
     ),
@@ -207,12 +208,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "the writer's view drops the tags only after Redis answered the bump: while "
         "Redis refuses or is away, the writer keeps serving its old L1 entries",
         "cache/invalidation.py",
-        """        self._view.drop(unique)
-        self._flights.detach(unique)
-        await self._health.invalidate(unique)""",
-        """        await self._health.invalidate(unique)
-        self._view.drop(unique)
-        self._flights.detach(unique)""",
+        """        self.mark(unique, row)
+        await self._health.apply_pending()""",
+        """        if self._health.redis is not None:
+            self._view.pending.mark(unique, row)
+        await self._health.apply_pending()
+        self.drop(unique)""",
         ("tests/cache/test_invalidation.py", "tests/cache/test_refused_writes.py"),
     ),
     Mutant(
@@ -246,6 +247,93 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             "tests/cache/test_health.py"
             "::test_an_invalidation_queued_during_the_probe_is_replayed_without_traffic",
+        ),
+    ),
+    Mutant(
+        "relay-start-marks-nothing",
+        "an instance starting does not mark the unapplied rows pending: it serves what a "
+        "row another (or a dead) instance wrote covers until some relay applies it",
+        "cache/relay.py",
+        """            for row in page:
+                self._mark(row.tags, row.id)""",
+        """            for row in page:
+                pass""",
+        ("tests/cache/test_outbox.py::test_an_instance_starting_marks_unapplied_rows_pending",),
+    ),
+    Mutant(
+        "relay-keeps-marks-applied-elsewhere",
+        "the relay never clears the marks of rows another instance applied: their tags stay "
+        "pending here, never cached again (model finding 4)",
+        "cache/relay.py",
+        "        self._clear_applied_elsewhere(marked, rows)\n",
+        "",
+        (
+            "tests/cache/test_outbox.py"
+            "::test_the_relay_clears_marks_of_rows_another_instance_applied",
+        ),
+    ),
+    Mutant(
+        "polling-starts-at-newest",
+        "an instance whose broadcast is lost polls from the newest row, not below the first "
+        "unapplied one: a row applied after the loss but written before it is never read",
+        "cache/relay.py",
+        """        if unapplied:
+            return unapplied[0].id - 1
+        return await self._outbox.last_id()""",
+        """        return await self._outbox.last_id()""",
+        (
+            "tests/cache/test_outbox.py"
+            "::test_polling_starts_at_the_first_unapplied_row_not_the_newest",
+        ),
+    ),
+    Mutant(
+        "row-applied-before-bump",
+        "an outbox row is marked applied before Redis applied its bump: a refused bump is "
+        "then never retried by any relay",
+        "cache/health.py",
+        """        tags = [GLOBAL_TAG] if batch.everything else list(batch.tags)
+        versions: list[int] = []""",
+        """        tags = [GLOBAL_TAG] if batch.everything else list(batch.tags)
+        if batch.rows:
+            self._on_applied(batch.rows)
+        versions: list[int] = []""",
+        ("tests/cache/test_outbox.py::test_a_row_whose_bump_redis_refused_stays_unapplied",),
+    ),
+    Mutant(
+        "pending-not-checked-at-read-start",
+        "a read checks pending marks only when its reply arrives: a bump applied in between "
+        "clears the mark, and the reply's old versions and entries are believed",
+        "cache/reads.py",
+        "        blocked = pending.blocked(all_tags) if pending else frozenset()\n",
+        "        blocked: frozenset[str] = frozenset()\n",
+        ("tests/cache/test_model_findings.py::test_pending_is_checked_when_a_read_starts",),
+    ),
+    Mutant(
+        "no-version-floor",
+        "a version of unknown age (a late broadcast, a bump's own result) is merged like a "
+        "fresh read's: it brings a dropped tag back at a version an L1 entry still holds",
+        "cache/versions.py",
+        """        if not self._room():
+            return
+        raised = False""",
+        """        self.merge(versions)
+        return
+        raised = False""",
+        (
+            "tests/cache/test_model_findings.py"
+            "::test_a_late_broadcast_does_not_revalidate_a_dropped_tag",
+        ),
+    ),
+    Mutant(
+        "l1-ignores-expected-tags",
+        "an L1 entry is served to a reader whose tags for the key differ from the entry's: "
+        "a value stored under other tags escapes this reader's invalidations",
+        "cache/reads.py",
+        "            and (expected is None or slot.tags == expected)\n",
+        "",
+        (
+            "tests/cache/test_model_findings.py"
+            "::test_l1_serves_an_entry_only_to_a_reader_expecting_its_tags",
         ),
     ),
 )

@@ -10,7 +10,13 @@ truth, and Hypothesis choosing reads, writes and faults in any order.
 Faults: Redis killed (its append-only file keeps the data, as a production Redis with AOF)
 and started, frozen (SIGSTOP: no answer at all) and thawed, full (``maxmemory`` under
 ``noeviction``: reads answered, writes refused), flushed, the broadcast connections killed
-(``CLIENT KILL TYPE pubsub``), an instance restarted.
+(``CLIENT KILL TYPE pubsub``), an instance restarted (with invalidations pending: the
+outbox makes them durable), a writer that died between its commit and its bump (its row
+recorded, no invalidation sent: another instance's relay applies it).
+
+Every write records its outbox row in the transaction of the change and invalidates with
+that row; both instances relay from the same outbox table, on a short period and grace so
+the relay's own retries take part in the run.
 
 Bounded: ``STRATA_STATEFUL_EXAMPLES`` examples (default 15) of at most
 ``STRATA_STATEFUL_STEPS`` steps (default 25) per database. The seed is printed first; set
@@ -38,9 +44,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cache import TieredCache
+from models import Database
+from models.outbox import DatabaseOutbox, record
 from tests.cache.conftest import config_for
 from tests.support.redis_server import RedisServer
 
@@ -62,7 +69,11 @@ INSTANCE_CONFIG: dict[str, Any] = {
     "breaker_failure_threshold": 2,
     "breaker_reset_seconds": 0.05,
     "degraded_l1_ttl": 30.0,
+    "outbox_relay_seconds": 0.1,
+    "outbox_grace_seconds": 0.3,
 }
+RECOVERY_SECONDS = 10.0
+"""Bound on healing: breakers closed, broadcasts up, every outbox row applied."""
 
 
 def tags_of(key: str) -> list[str]:
@@ -73,16 +84,14 @@ def tags_written(key: str) -> list[str]:
     return [key, LIST_TAG]
 
 
-async def invalidate_after_commit(cache: TieredCache, tags: list[str]) -> None:
-    """The write rule's invalidation: the one place that becomes the outbox's."""
-    await cache.invalidate(tags)
-
-
 class Table:
-    """The source of truth: one row per key, whose value only grows."""
+    """The source of truth: one row per key, whose value only grows; its database also
+    holds the outbox both instances relay from."""
 
     def __init__(self, url: str) -> None:
-        self.engine: AsyncEngine = create_async_engine(url)
+        self.db = Database(url)
+        self.engine = self.db.engine
+        self.outbox = DatabaseOutbox(self.db)
         self.name = f"stateful_{uuid.uuid4().hex[:10]}"
 
     async def create(self) -> None:
@@ -93,9 +102,13 @@ class Table:
             for key in KEYS:
                 await db.execute(text(f"INSERT INTO {self.name} (k, v) VALUES (:k, 0)"), {"k": key})
 
-    async def bump(self, key: str) -> None:
-        async with self.engine.begin() as db:
-            await db.execute(text(f"UPDATE {self.name} SET v = v + 1 WHERE k = :k"), {"k": key})
+    async def bump(self, key: str, tags: list[str]) -> int:
+        """The change and its outbox row, in one transaction; the row's id."""
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                text(f"UPDATE {self.name} SET v = v + 1 WHERE k = :k"), {"k": key}
+            )
+            return await record(session, tags)
 
     async def load(self, keys: list[str]) -> dict[str, int]:
         """The loader of both instances: one query for the rows, one for the total."""
@@ -138,7 +151,8 @@ class CacheMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(work)
 
     async def start_instance(self) -> TieredCache:
-        cache = TieredCache(config_for(self.redis_server.url, self.namespace, **INSTANCE_CONFIG))
+        config = config_for(self.redis_server.url, self.namespace, **INSTANCE_CONFIG)
+        cache = TieredCache(config, self.table.outbox)
         await cache.start()
         return cache
 
@@ -155,7 +169,7 @@ class CacheMachine(RuleBasedStateMachine):
             self.heal_redis()
             for cache in self.instances:
                 self.run(cache.close())
-            self.run(self.table.engine.dispose())
+            self.run(self.table.db.dispose())
             self.loop.close()
             self.admin.close()
 
@@ -175,8 +189,12 @@ class CacheMachine(RuleBasedStateMachine):
         return got
 
     async def write(self, index: int, key: str) -> None:
-        await self.table.bump(key)
-        await invalidate_after_commit(self.instances[index], tags_written(key))
+        tags = tags_written(key)
+        row = await self.table.bump(key, tags)
+        await self.instances[index].invalidate(tags, row=row)
+        await self.settle_floor(index, key)
+
+    async def settle_floor(self, index: int, key: str) -> None:
         now = await self.table.snapshot()
         self.floor[index].update({key: now[key], TOTAL: now[TOTAL]})
 
@@ -250,12 +268,21 @@ class CacheMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, 1))
     def restart_instance(self, index: int) -> None:
-        # Without the outbox, invalidations still pending on an instance die with it
-        # (issue 13 item 3b): only an instance with nothing pending restarts here.
-        if self.instances[index].stats["pending_invalidations"]:
-            return
+        """Whatever it has pending: the rows stay unapplied in the outbox, and the new
+        instance marks them pending before it serves."""
         self.run(self.instances[index].close())
         self.instances[index] = self.run(self.start_instance())
+
+    @rule(index=st.integers(0, 1), key=st.sampled_from(KEYS))
+    def writer_dies_after_its_commit(self, index: int, key: str) -> None:
+        """The change and its row committed, then the process is gone before its bump: the
+        other instance's relay applies the row; the instance started in its place marks it
+        pending at start, so it too reads at least the committed value."""
+        self.run(self.table.bump(key, tags_written(key)))
+        self.run(self.instances[index].close())
+        self.instances[index] = self.run(self.start_instance())
+        self.run(self.settle_floor(index, key))
+        self.run(self.read(index, [key, TOTAL]))
 
     @property
     def redis_reachable(self) -> bool:
@@ -282,9 +309,12 @@ class CacheMachine(RuleBasedStateMachine):
         subscribed; then every read on both instances equals the database, at the latest
         within the cross-instance window."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not all([await self.recovered(cache) for cache in self.instances]):
-            assert loop.time() < deadline, f"not recovered within 10 s: {self.health()}"
+        deadline = loop.time() + RECOVERY_SECONDS
+        while not await self.recovered():
+            assert loop.time() < deadline, (
+                f"not recovered within {RECOVERY_SECONDS} s: {self.health()}, "
+                f"unapplied rows {await self.table.outbox.unapplied(10)}"
+            )
             await asyncio.sleep(0.01)
         truth = await self.table.snapshot()
         deadline = loop.time() + CONVERGE_SECONDS
@@ -314,10 +344,13 @@ class CacheMachine(RuleBasedStateMachine):
             for cache in self.instances
         ]
 
-    @staticmethod
-    async def recovered(cache: TieredCache) -> bool:
-        status = await cache.check()
-        return status == "ok" and not cache.stats["pending_invalidations"]
+    async def recovered(self) -> bool:
+        """Every breaker closed, nothing pending, and no outbox row left unapplied (a dead
+        writer's row is applied by a relay, not by a probe)."""
+        for cache in self.instances:
+            if await cache.check() != "ok" or cache.stats["pending_invalidations"]:
+                return False
+        return not await self.table.outbox.unapplied(1)
 
 
 def machine_for(database_url: str, server: RedisServer) -> type[CacheMachine]:

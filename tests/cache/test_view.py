@@ -4,7 +4,8 @@ and deaf to Redis replies that may predate a local invalidation or flush."""
 from __future__ import annotations
 
 from cache.keys import GLOBAL_TAG
-from cache.versions import PendingInvalidations, TagVersionView
+from cache.pending import PendingInvalidations
+from cache.versions import TagVersionView
 
 
 def test_the_view_is_bounded_by_clearing_itself() -> None:
@@ -14,6 +15,7 @@ def test_the_view_is_bounded_by_clearing_itself() -> None:
         assert len(view) <= 4
     # Cleared rather than trimmed: a tag it forgot is unknown (a miss), never wrong.
     assert not view.is_current((("t0", 1),))
+    view.merge([("t9", 1)])
     assert view.is_current((("t9", 1),))
 
 
@@ -46,14 +48,27 @@ def test_versions_only_move_forward() -> None:
 
 def test_too_many_pending_tags_fall_back_to_the_global_tag() -> None:
     pending = PendingInvalidations(limit=3)
-    pending.queue(["a", "b"])
-    assert len(pending) == 2
+    pending.mark(["a", "b"])
     assert not pending.blocks(["unrelated"])
-    pending.queue(["c", "d", "e"])
-    assert len(pending) == 1  # bounded: one entry, the whole namespace
+    pending.mark(["c", "d", "e"])  # past the limit: this mark covers every tag
+    assert len(pending) == 2
     assert pending.blocks(["unrelated"])
-    assert pending.batch() == (frozenset(), True)
-    pending.replayed(pending.batch())
+    assert pending.blocked(["unrelated"]) == {"unrelated"}
+    batch = pending.batch()
+    assert batch.everything  # one bump of the global tag
+    assert len(batch.ids) == 2
+    pending.replayed(batch)
+    assert not pending
+
+
+def test_a_tag_stays_pending_while_any_mark_covering_it_is_uncleared() -> None:
+    pending = PendingInvalidations(limit=100)
+    pending.mark(["t", "u"], row=1)
+    pending.mark(["t"], row=2)
+    pending.clear([1])  # the bump of row 1 applied; row 2 still is not
+    assert pending.blocks(["t"])
+    assert not pending.blocks(["u"])
+    pending.clear([2])
     assert not pending
 
 
@@ -61,7 +76,7 @@ def test_pending_tags_stay_unknown_to_the_view() -> None:
     view = TagVersionView(max_tags=100, max_pending=10)
     view.merge([("t", 1)])
     view.drop(["t"])
-    view.pending.queue(["t"])
+    view.pending.mark(["t"])
     assert view.merge([("t", 1)], view.epoch)  # a read after the drop; Redis still has 1
     assert not view.is_current((("t", 1),))
     # A load without Redis gets a local version for it, which the view does not adopt.

@@ -159,7 +159,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "        return compose_key(self.name, parent, args=arguments)\n",
         "        return compose_key(self.name, parent, args={k: str(v) for k, v in"
         " arguments.items()})\n",
-        ("tests/api/test_key_collisions.py",),
+        (
+            "tests/cache/strawberry/test_fields.py",
+            "tests/api/test_key_collisions.py",
+        ),
     ),
     Mutant(
         "merge-ignores-pending",
@@ -473,7 +476,7 @@ def run(mutants: Sequence[Mutant], timeout: float = DEFAULT_TIMEOUT, root: Path 
         for mutant in mutants:
             outcome = run_mutant(copy, mutant, timeout)
             outcomes.append(outcome)
-            print(f"{outcome.verdict:<9} {outcome.mutant:<34} {outcome.seconds:6.1f} s", flush=True)
+            print(f"{outcome.verdict:<9} {outcome.mutant:<36} {outcome.seconds:6.1f} s", flush=True)
             if outcome.verdict in ("killed", "timeout") and outcome.detail:
                 print(f"          by {outcome.detail}", flush=True)
             elif outcome.detail:
@@ -499,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_name = {mutant.name: mutant for mutant in MUTANTS}
     if options.list:
         for mutant in MUTANTS:
-            print(f"{mutant.name:<34} {mutant.path}: {mutant.breaks}")
+            print(f"{mutant.name:<36} {mutant.path}: {mutant.breaks}")
         return 0
     unknown = [name for name in options.names if name not in by_name]
     if unknown:

@@ -209,6 +209,10 @@ class RedisHealth:
         self.breaker.close()
         self._counters.add("breaker_closed")
         logger.warning("Redis is back: L1 flushed, circuit breaker closed")
+        if self.pending:
+            # Queued while this probe was in flight (its batch was taken before): replay
+            # now, not at this instance's next Redis call, which an idle one may never make.
+            self._schedule_replay()
 
     async def check(self) -> None:
         """When the breaker is open, probes *now* and waits for that probe (or the one

@@ -90,8 +90,9 @@ def key_prefix() -> str:
 @pytest.fixture
 def redis_server(l2_kind: str) -> Iterator[RedisServer | RedisClusterServers]:
     """A private L2 of this kind that a fault test may stop and restart (a cluster stops
-    and restarts every master)."""
-    server = RedisClusterServers() if l2_kind == "cluster" else RedisServer()
+    and restarts every master). One Redis keeps its data across a stop (AOF, fsync always),
+    as a real outage does: a Redis that came back empty would hide a lost invalidation."""
+    server = RedisClusterServers() if l2_kind == "cluster" else RedisServer(durable=True)
     server.start()
     try:
         yield server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +34,13 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """One redis-server on a fixed free port, so a restart keeps the same URL."""
+    """One redis-server on a fixed free port, so a restart keeps the same URL.
+
+    ``durable``: every write is in its append-only file before Redis answers it
+    (``appendfsync always``), so :meth:`stop` (a SIGKILL, like a crash) then :meth:`start`
+    brings back exactly what it had, as a production Redis with AOF does. Without it the
+    server keeps nothing across a restart (the benchmark's and the suite's shared Redis).
+    """
 
     def __init__(
         self,
@@ -43,14 +50,13 @@ class RedisServer:
         *,
         durable: bool = False,
     ) -> None:
-        """``durable``: an append-only file synced on every write, so a stop (even a kill)
-        and a start keep every key, as a production Redis with AOF does."""
         self.port = port or free_port()
         self.durable = durable
         self._extra_args = list(extra_args)
         self.binary = binary or redis_server_binary()
         self._dir = tempfile.mkdtemp(prefix="strata-redis-")
         self._process: subprocess.Popen[bytes] | None = None
+        self._frozen = False
 
     @property
     def running(self) -> bool:
@@ -70,11 +76,7 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                *(
-                    ("--appendonly", "yes", "--appendfsync", "always")
-                    if self.durable
-                    else ("--appendonly", "no")
-                ),
+                *self._persistence(),
                 "--dir",
                 self._dir,
                 *self._extra_args,
@@ -83,6 +85,11 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         self._wait_until_ready()
+
+    def _persistence(self) -> list[str]:
+        if not self.durable:
+            return ["--appendonly", "no"]
+        return ["--appendonly", "yes", "--appendfsync", "always"]
 
     def _wait_until_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -98,9 +105,23 @@ class RedisServer:
             client.close()
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its data and its connections but answers nothing,
+        like a host that stopped responding; :meth:`thaw` resumes it."""
+        if self._process is not None and not self._frozen:
+            self._process.send_signal(signal.SIGSTOP)
+            self._frozen = True
+
+    def thaw(self) -> None:
+        if self._process is not None and self._frozen:
+            self._process.send_signal(signal.SIGCONT)
+            self._frozen = False
+
     def stop(self) -> None:
+        """SIGKILL: what a durable server answered is kept (its AOF), the rest is lost."""
         if self._process is not None:
             self._process.kill()
+            self._frozen = False
             self._process.wait(timeout=10)
             self._process = None
 

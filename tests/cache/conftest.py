@@ -91,6 +91,22 @@ class Source:
         return sum(len(batch) for batch in self.batches)
 
 
+class SlowSource(Source):
+    """Reads the data at once, then holds its answer until released: the loader that read
+    the database just before a concurrent write committed."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.has_read = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def load(self, keys: list[str]) -> dict[str, Any]:
+        snapshot = await super().load(keys)
+        self.has_read.set()
+        await self.release.wait()
+        return snapshot
+
+
 def own_tag(key: str) -> list[str]:
     return [key]
 

@@ -8,7 +8,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from tests.cache.conftest import MakeCache, Source, eventually, own_tag
+from tests.cache.conftest import MakeCache, SlowSource, Source, eventually, own_tag
 from tests.support.redis_server import RedisServer
 
 
@@ -95,3 +95,31 @@ async def test_close_returns_while_the_broadcast_is_being_lost(
     redis_server.stop()
     await eventually(lambda: not engine.broadcast_connected)
     await asyncio.wait_for(engine.close(), timeout=5)
+
+
+async def test_a_load_in_flight_across_an_l1_flush_does_not_fill_l1(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """A flush (here: the broadcast lost, then back) says that invalidations may have been
+    missed up to that point. A load that read its source before the flush may answer its
+    caller, but it may not fill L1, even once the view has learnt the same versions again
+    from Redis: only what is loaded after a flush is known to postdate it."""
+    cache = await make_cache(redis_url=redis_server.url)
+    slow = SlowSource({"k": "old"})
+    loading = asyncio.create_task(cache.get_many_or_load(["k"], slow.load, tags=own_tag))
+    await slow.has_read.wait()
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.client_kill_filter(_type="pubsub")
+    finally:
+        await admin.aclose()
+    await eventually(lambda: cache.stats["broadcast_connects"] == 2, within=5)
+    # Another key depending on "k": its read puts k's (unchanged) version back in the view.
+    await cache.get_many_or_load(["j"], Source({"j": 1}).load, tags=lambda _: ["k"])
+    rejected = cache.stats["l1_stale_rejected"]
+    slow.release.set()
+    assert await loading == {"k": "old"}
+    assert cache.stats["l1_stale_rejected"] == rejected + 1
+    hits = cache.stats["l1_hits"]
+    assert await cache.get_many_or_load(["k"], Source().load, tags=own_tag) == {"k": "old"}
+    assert cache.stats["l1_hits"] == hits  # from L2: the old load left nothing in L1

@@ -44,3 +44,27 @@ async def _fresh_engine_like(cache: TieredCache) -> TieredCache:
     engine = TieredCache(cache.config)
     await engine.start()
     return engine
+
+
+async def test_a_composite_of_values_read_on_both_sides_of_a_write_never_validates(
+    make_cache: MakeCache,
+) -> None:
+    """A response reads one value, a write lands, it reads another value of the same tag:
+    it holds the old "a" beside the new "b", so it must not be served, on any instance."""
+    source = Source({"a": "a1", "b": "b1"})
+    cache = await make_cache()
+    other = await make_cache()
+
+    def same_tag(_: str) -> list[str]:
+        return ["t"]
+
+    with cache.recording() as rec:
+        first = await cache.get_many_or_load(["a"], source.load, tags=same_tag)
+        source.data.update(a="a2", b="b2")
+        await other.invalidate(["t"])
+        await eventually(lambda: cache.stats["invalidations_received"] >= 1)
+        second = await cache.get_many_or_load(["b"], source.load, tags=same_tag)
+    assert {**first, **second} == {"a": "a1", "b": "b2"}
+    await cache.set_entry("page", {**first, **second}, rec.tag_versions)
+    assert await cache.get_entry("page") is None
+    assert await other.get_entry("page") is None

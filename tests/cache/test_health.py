@@ -78,7 +78,7 @@ async def test_invalidation_during_an_outage_is_replayed_before_l2_is_trusted(
     assert await cache.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
     assert cache.stats["pending_invalidations"] >= 1
 
-    redis_server.start()  # a fresh, empty Redis would hide the bug: keep its data
+    redis_server.start()  # with its data (AOF): the old entry is still there
     await eventually(lambda: cache.broadcast_connected, within=5)
     deadline = time.monotonic() + 5
     while cache.stats["pending_invalidations"]:
@@ -295,3 +295,82 @@ async def test_a_busy_process_does_not_blame_redis(make_cache: MakeCache) -> Non
     assert await cache.get_many_or_load(["a"], source.load, tags=own_tag) == {"a": 1}
     assert cache.stats["redis_timeouts"] == 0
     assert cache.stats["l2_hits"] == 1
+
+
+async def test_the_probe_that_closes_the_breaker_replays_the_pending_invalidations(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """No traffic on the writer after the outage: only the probe (here through check())
+    can have sent the bump, and the breaker may close only once it has: another instance
+    must then find the entry Redis kept from before the outage invalid."""
+    source = Source({"k": "old"})
+    writer = await make_cache(
+        redis_url=redis_server.url, **{**FAST_FAULTS, "breaker_reset_seconds": 30.0}
+    )
+    reader = await make_cache(redis_url=redis_server.url)
+    await writer.get_many_or_load(["k"], source.load, tags=own_tag)  # "old" in L2
+
+    redis_server.stop()  # its AOF keeps the entry and the tag's version
+    source.data["k"] = "new"
+    await writer.invalidate(["k"])
+    assert writer.stats["pending_invalidations"] == 1
+    redis_server.start()
+
+    deadline = time.monotonic() + 5
+    while await writer.check() != "ok":  # probes now, whatever the reset delay
+        assert time.monotonic() < deadline, f"still {writer.status}: {writer.stats}"
+        await asyncio.sleep(0.02)
+    assert writer.stats["pending_invalidations"] == 0
+    await eventually(lambda: reader.broadcast_connected, within=5)
+    assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
+
+
+async def test_the_fault_servers_keep_their_data(redis_server: RedisServer) -> None:
+    """What the fault tests rely on: a killed then restarted, or a frozen then thawed,
+    test Redis still has what it answered before."""
+
+    def client() -> aioredis.Redis:
+        return aioredis.Redis.from_url(redis_server.url)  # a restart closes connections
+
+    async with client() as before:
+        await before.set("kept", "1")
+    redis_server.stop()
+    redis_server.start()
+    async with client() as after:
+        await after.set("after-restart", "2")
+    redis_server.freeze()
+    redis_server.thaw()
+    async with client() as thawed:
+        assert await thawed.mget("kept", "after-restart") == [b"1", b"2"]
+
+
+async def test_an_invalidation_queued_during_the_probe_is_replayed_without_traffic(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """Found by the stateful test: a write whose bump fails while the probe is in flight
+    (the breaker half-open) is queued; the probe replays what was pending when it began,
+    closes the breaker, and the later invalidation used to wait for this instance's next
+    Redis call. An idle writer then left every other instance stale."""
+    source = Source({"a": "old", "b": "old"})
+    writer = await make_cache(
+        redis_url=redis_server.url, **{**FAST_FAULTS, "breaker_reset_seconds": 30.0}
+    )
+    reader = await make_cache(redis_url=redis_server.url)
+    await writer.get_many_or_load(["a", "b"], source.load, tags=own_tag)  # both in L2
+
+    redis_server.freeze()
+    source.data.update(a="new", b="new")
+    await writer.invalidate(["a"])  # times out: pending, breaker open
+    sent = writer.stats["redis_round_trips"]
+    probing = asyncio.create_task(writer.check())
+    # The probe has taken what is pending ("a") and sent its bump, which waits on Redis.
+    await eventually(lambda: writer.stats["redis_round_trips"] > sent)
+    await writer.invalidate(["b"])  # the breaker is half-open: queued
+    redis_server.thaw()
+    await probing
+
+    # No traffic on the writer from here on.
+    await eventually(lambda: writer.stats["pending_invalidations"] == 0, within=5)
+    await eventually(lambda: reader.stats["invalidations_received"] >= 2, within=5)
+    got = await reader.get_many_or_load(["a", "b"], source.load, tags=own_tag)
+    assert got == {"a": "new", "b": "new"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,25 +10,9 @@ import redis.asyncio as aioredis
 from cache.entry import TagVersions
 from cache.keys import KeySpace
 from cache.versions import TagVersionView
-from tests.cache.conftest import MakeCache, Source, own_tag
+from tests.cache.conftest import MakeCache, SlowSource, Source, eventually, own_tag
 
 pytestmark = pytest.mark.l2_both
-
-
-class SlowSource(Source):
-    """Reads the data at once, then holds its answer until released: the loader that read
-    the database just before a concurrent write committed."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data)
-        self.has_read = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def load(self, keys: list[str]) -> dict[str, Any]:
-        snapshot = await super().load(keys)
-        self.has_read.set()
-        await self.release.wait()
-        return snapshot
 
 
 async def test_invalidation_reaches_every_list_that_depends_on_a_tag(
@@ -83,9 +66,12 @@ async def test_slow_loader_on_another_instance_cannot_store_its_old_value(
 
     fresh = Source(source.data)
     assert await writer_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
-    # The loader instance may learn of the invalidation only through the broadcast, but the
-    # version it read before its load can no longer match, so neither tier holds "old".
+    # Redis refused the old value at once (the version it was loaded under has moved). The
+    # loader instance's own L1 may hold it until the broadcast arrives (the window the
+    # design allows): wait for that event, then neither tier holds "old".
+    await eventually(lambda: loader_instance.stats["invalidations_received"] >= 1)
     assert await loader_instance.get_many_or_load(["k"], fresh.load, tags=own_tag) == {"k": "new"}
+    assert loader_instance.stats["l2_stale_rejected"] == 1
 
 
 async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: MakeCache) -> None:
@@ -98,7 +84,8 @@ async def test_read_after_invalidation_does_not_join_an_older_load(make_cache: M
     source.data["k"] = "new"
     await cache.invalidate(["k"])
     fresh = Source(source.data)
-    after = await cache.get_many_or_load(["k"], fresh.load, tags=own_tag)
+    # Bounded: a read that joined the old load would wait for a release that never comes.
+    after = await asyncio.wait_for(cache.get_many_or_load(["k"], fresh.load, tags=own_tag), 5)
     assert after == {"k": "new"}
     source.release.set()
     await before

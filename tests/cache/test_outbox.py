@@ -21,7 +21,7 @@ from models import Database
 from models.outbox import DatabaseOutbox
 from models.tables import OUTBOX
 from tests.cache.conftest import Source, eventually, own_tag, start_engine
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
 
 NO_GRACE = {"outbox_grace_seconds": 0.0, "outbox_relay_seconds": 3600.0}
 """The relay runs only when a test calls ``relay_pass``, and applies every row at once."""
@@ -99,21 +99,52 @@ async def test_the_relay_clears_marks_of_rows_another_instance_applied(
     engines: list[TieredCache], redis_url: str, key_prefix: str, outbox: DatabaseOutbox
 ) -> None:
     """Model finding 4: a mark of a row someone else applied must go, or the tags it covers
-    are never cached again on this instance."""
+    are never cached again on this instance. Cleared, not bumped again: a second bump
+    would drop every entry of the tag cached since the first, on every instance."""
     await outbox.record(["k"])
     waiting = await engine(engines, redis_url, key_prefix, outbox, **LONG_GRACE)
     assert waiting.stats["pending_invalidations"] == 1
     applier = await engine(engines, redis_url, key_prefix, outbox, **NO_GRACE)
     await applier.relay_pass()
-    await applier.close()
-    assert await applied(outbox) == [True]
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        bumped = await version(client, applier, "k")
+        await applier.close()
+        assert await applied(outbox) == [True]
 
-    await waiting.relay_pass()
-    assert waiting.stats["pending_invalidations"] == 0
+        await waiting.relay_pass()
+        assert waiting.stats["pending_invalidations"] == 0
+        assert await version(client, waiting, "k") == bumped  # not bumped a second time
+    finally:
+        await client.aclose()
     source = Source({"k": "v"})
     for _ in range(3):
         assert await waiting.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "v"}
     assert source.reads == 1  # cached again
+
+
+async def test_a_row_whose_bump_redis_refused_stays_unapplied(
+    engines: list[TieredCache], redis_server: RedisServer, key_prefix: str, outbox: DatabaseOutbox
+) -> None:
+    """A row is marked applied only after Redis applied its bump: one marked before would
+    be skipped by every relay, and the bump it carries lost for good."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        writer = await engine(engines, redis_server.url, key_prefix, outbox, **LONG_GRACE)
+        await client.replicaof("127.0.0.1", free_port())  # refuses every write
+        row = await outbox.record(["k"])
+        await writer.invalidate(["k"], row=row)
+        assert writer.stats["pending_invalidations"] == 1
+        await writer.close()  # waits for any mark in flight
+        assert await applied(outbox) == [False]
+
+        await client.replicaof("NO", "ONE")
+        applier = await engine(engines, redis_server.url, key_prefix, outbox, **NO_GRACE)
+        await applier.relay_pass()
+        await applier.close()
+        assert await applied(outbox) == [True]
+    finally:
+        await client.aclose()
 
 
 async def test_a_large_invalidation_is_split_into_calls_never_cut(

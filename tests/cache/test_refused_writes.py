@@ -100,3 +100,31 @@ async def test_a_pending_tag_hides_l2_entries_while_redis_answers(make_cache: Ma
     source = Source({"k": "new"})
     assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
     assert reader.stats["l2_hits"] == 0
+
+
+async def test_the_breaker_stays_open_while_redis_refuses_the_pending_bumps(
+    make_cache: MakeCache, redis_server: RedisServer
+) -> None:
+    """Redis answers a ping but refuses the pending bump: the probe must not close the
+    breaker (it is the replay, not a ping), or the instance would trust Redis again, flush
+    L1 and reopen, over and over, while Redis still has the old versions."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        source = Source({"k": "old"})
+        cache = await make_cache(
+            redis_url=redis_server.url, **{**FAULTS, "breaker_reset_seconds": 30.0}
+        )
+        await cache.get_many_or_load(["k"], source.load, tags=own_tag)
+        await fill_until_refused(client)
+        source.data["k"] = "new"
+        await cache.invalidate(["k"])
+        for _ in range(3):  # each check() probes now
+            assert await cache.check() == "degraded"
+        assert cache.stats["breaker_closed"] == 0
+        assert cache.stats["pending_invalidations"] == 1
+
+        await client.config_set("maxmemory", "0")
+        assert await cache.check() == "ok"
+        assert cache.stats["pending_invalidations"] == 0
+    finally:
+        await client.aclose()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,16 @@ async def deployment(sqlite_url: str, l2_url: str, key_prefix: str, tmp_path: Pa
     return Deployment(sqlite_url, tokens, tmp_path, l2_url, key_prefix)
 
 
+@pytest.fixture
+async def any_deployment(
+    database_url: str, redis_url: str, key_prefix: str, tmp_path: Path
+) -> Deployment:
+    """The deployment on each kind of database: SQLite, and PostgreSQL with Redis (the
+    production setup) when PostgreSQL is reachable (STRATA_TEST_STRICT=1 fails instead)."""
+    tokens = await prepare_database(database_url)
+    return Deployment(database_url, tokens, tmp_path, redis_url, key_prefix)
+
+
 # --- the oracle over HTTP (tests/support/probes.py) ----------------------------------
 
 
@@ -119,8 +131,9 @@ async def assert_warm(server: Server) -> None:
 @pytest.mark.slow
 @pytest.mark.l2_both
 async def test_every_write_is_read_at_once_on_a_and_within_the_window_on_b(
-    deployment: Deployment,
+    any_deployment: Deployment,
 ) -> None:
+    deployment = any_deployment
     tokens = deployment.tokens
     a, b = deployment.server("A"), deployment.server("B")
     c = deployment.server("C", cache="off")
@@ -192,7 +205,9 @@ async def test_cross_instance_window(deployment: Deployment, tmp_path: Path) -> 
             stop = asyncio.Event()
             poller = asyncio.create_task(poll(observed, stop))
             try:
-                await asyncio.sleep(0.01)  # B is being read before the write starts
+                await _wait_for(  # B is being read before the write starts
+                    "B read", partial(_at_least, observed, 1), CONVERGE_SECONDS, step=0.001
+                )
                 assert (await a.data(update, {"t": title}, admin))["updateBook"]["title"] == title
                 written = time.monotonic()
                 deadline = written + CONVERGE_SECONDS
@@ -261,8 +276,8 @@ ADD_REVIEW = """mutation ($in: ReviewInput!) { addReview(input: $in) { id } }"""
 async def test_race_then_every_cached_read_equals_the_database(
     deployment: Deployment, response_cache: bool
 ) -> None:
-    seed = random.randrange(1 << 30)
-    print(f"\nrace seed {seed}")
+    seed = int(os.environ.get("STRATA_RACE_SEED") or random.randrange(1 << 30))
+    print(f"\nrace seed {seed} (STRATA_RACE_SEED={seed} replays its choices)")
     tokens = deployment.tokens
     a = deployment.server("A", response_cache=response_cache)
     b = deployment.server("B", response_cache=response_cache)
@@ -312,18 +327,18 @@ async def test_race_then_every_cached_read_equals_the_database(
         await asyncio.sleep(3.0)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 15)
-        await asyncio.sleep(0.25)  # the window, with a wide margin
 
         truth = await answers(c, tokens)
         problems: list[str] = []
         for server in (a, b):
-            got = await answers(server, tokens)
-            if stale := differences(got, truth):
-                late = await converge(server, tokens, truth, CONVERGE_SECONDS)
-                after = f"converged {late:.2f}s later" if late is not None else "never converged"
+            # Within the cross-instance window (the broadcast of the last writes), not
+            # through expiry: every TTL involved is far longer than CONVERGE_SECONDS.
+            if await converge(server, tokens, truth, CONVERGE_SECONDS) is None:
+                got = await answers(server, tokens)
                 problems.append(
-                    f"{server.name} differs from the database after the writers stopped on "
-                    f"{len(stale)} probes ({after}):\n{explain(got, truth)}"
+                    f"{server.name} still differs from the database {CONVERGE_SECONDS}s after "
+                    f"the writers stopped, on {len(differences(got, truth))} probes:\n"
+                    f"{explain(got, truth)}"
                 )
     print(f"race: {writes.requests} writes, {reads.requests} reads")
     assert writes.requests > 20, "the race ran too few writes"
@@ -340,8 +355,9 @@ async def test_race_then_every_cached_read_equals_the_database(
 @pytest.mark.l2_both
 @pytest.mark.parametrize("response_cache", [True, False], ids=["responses", "subtrees"])
 async def test_private_values_never_reach_another_viewer(
-    deployment: Deployment, response_cache: bool
+    any_deployment: Deployment, response_cache: bool
 ) -> None:
+    deployment = any_deployment
     _, alice, bob = deployment.tokens
     viewers: list[tuple[str, str | None]] = [("anonymous", None), ("alice", alice), ("bob", bob)]
     a = deployment.server("A", response_cache=response_cache)
@@ -435,6 +451,10 @@ async def _wait_for(
         assert time.monotonic() - start < seconds, f"not {what} after {seconds}s"
         await asyncio.sleep(step)
     return time.monotonic() - start
+
+
+async def _at_least(items: Sequence[object], count: int) -> bool:
+    return len(items) >= count
 
 
 async def _all_ready(servers: Sequence[Server], status: str) -> bool:
@@ -645,6 +665,5 @@ async def test_no_stale_count_when_two_cached_fields_share_a_request_loader(
             until = time.monotonic() + 0.1
             await asyncio.gather(writer(until), writer(until), *(reader(until) for _ in range(4)))
             truth = await c.data(query)
-            await asyncio.sleep(0.05)  # A ran every write itself: no window to wait for
-            got = await a.data(query)
+            got = await a.data(query)  # A ran every write itself: no window to wait for
             assert got == truth, f"round {round_}: A answers {got}, the database {truth}"

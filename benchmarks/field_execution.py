@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from benchmarks.dict_yardstick import build_dict_app
 from benchmarks.seeded import seeded_database
+from benchmarks.yardstick import YardstickApp, load
 from graph.cli.bench.plan import DETAIL_PAGE, LIST_PAGE
 from graph.settings import Settings
 from graph.web.app import create_app
@@ -122,7 +122,7 @@ async def main() -> None:
     for app in apps.values():
         stops.append(await lifespan(app))
     if "dicts" in wanted:
-        apps["dicts"] = await build_dict_app(url)
+        apps["dicts"] = YardstickApp(await load(url))
     for app in apps.values():
         for page in PAGES:
             await per_request_us(app, page, 100)  # warm every cache

@@ -3,7 +3,7 @@ off and Strawberry over dicts (issue 15), on the bench's list and detail pages.
 
 Servers, all started once and measured in turn, round after round (interleaved, so a slow
 spell of the machine lands on all of them): `off` (STRATA_CACHE=off), `fields`
-(STRATA_RESPONSE_CACHE=false) and `dicts` (benchmarks/dict_yardstick.py under uvicorn);
+(STRATA_RESPONSE_CACHE=false) and `dicts` (benchmarks/yardstick.py, as `strata bench` runs it);
 `--before DIR` adds `before` and `off-before`, the same fields and cache-off servers run
 from another checkout (say `git archive main | tar -x -C DIR`). The pages go over a fixed
 set of ids and genres, so after the warm-up every value is in L1 ("everything warm"). One
@@ -110,12 +110,8 @@ def main() -> None:
         before_env = {**common, "STRATA_RESPONSE_CACHE": "false", "PYTHONPATH": str(options.before)}
         servers["before"] = (serve, {**before_env, "STRATA_CACHE_PREFIX": "before"}, options.before)
         servers["off-before"] = (serve, {**before_env, "STRATA_CACHE": "off"}, options.before)
-    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.dict_yardstick:create"]
-    servers["dicts"] = (
-        [*uvicorn, "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"],
-        {**common, "YARDSTICK_DATABASE_URL": url},
-        here,
-    )
+    # The bench's yardstick: the same uvicorn settings as `strata serve`, DATABASE_URL's data.
+    servers["dicts"] = ([sys.executable, "-m", "benchmarks.yardstick"], common, here)
     if options.servers is not None:
         servers = {name: servers[name] for name in options.servers.split(",")}
     scripts = {}

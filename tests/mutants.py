@@ -124,7 +124,7 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             "tests/cache/test_view.py",
             "tests/cache/test_invalidation.py",
-            "tests/cache/test_invalidation_faults.py",
+            "tests/cache/test_single_redis_faults.py",
         ),
     ),
     Mutant(
@@ -137,7 +137,7 @@ MUTANTS: tuple[Mutant, ...] = (
             # An invalidation or flush happened since these versions were read.""",
         (
             "tests/cache/test_invalidation.py",
-            "tests/cache/test_invalidation_faults.py",
+            "tests/cache/test_single_redis_faults.py",
             "tests/cache/test_broadcast.py",
         ),
     ),
@@ -159,7 +159,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "for i = 1, m do current[i] = true end",
         (
             "tests/cache/test_invalidation.py",
-            "tests/cache/test_invalidation_faults.py",
+            "tests/cache/test_single_redis_faults.py",
         ),
     ),
     Mutant(
@@ -193,7 +193,7 @@ MUTANTS: tuple[Mutant, ...] = (
         self._flights.detach(tags)""",
         """        self._view.drop(tags)""",
         (
-            "tests/cache/test_invalidation_faults.py"
+            "tests/cache/test_single_redis_faults.py"
             "::test_a_read_after_a_queued_invalidation_does_not_join_an_older_load",
         ),
     ),
@@ -230,7 +230,7 @@ MUTANTS: tuple[Mutant, ...] = (
         self.drop(unique)""",
         (
             "tests/cache/test_invalidation.py",
-            "tests/cache/test_invalidation_faults.py",
+            "tests/cache/test_single_redis_faults.py",
             "tests/cache/test_refused_writes.py",
         ),
     ),
@@ -245,7 +245,7 @@ MUTANTS: tuple[Mutant, ...] = (
         """        return _read_trailer(blob, _read_stamps(blob)[1])""",
         (
             "tests/cache/test_invalidation.py",
-            "tests/cache/test_invalidation_faults.py",
+            "tests/cache/test_single_redis_faults.py",
             "tests/cache/test_reads.py",
         ),
     ),
@@ -257,7 +257,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if False:\n",
         (
             "tests/cache/test_invalidation.py",
-            "tests/cache/test_invalidation_faults.py",
+            "tests/cache/test_single_redis_faults.py",
             "tests/cache/test_broadcast.py",
         ),
     ),
@@ -271,7 +271,7 @@ MUTANTS: tuple[Mutant, ...] = (
         """        if False:
             # Queued while this probe was in flight""",
         (
-            "tests/cache/test_health.py"
+            "tests/cache/test_single_redis_faults.py"
             "::test_an_invalidation_queued_during_the_probe_is_replayed_without_traffic",
         ),
     ),

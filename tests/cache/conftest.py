@@ -23,6 +23,15 @@ SECRET = b"test-secret"
 MakeCache = Callable[..., Awaitable[TieredCache]]
 
 
+FAST_FAULTS: dict[str, Any] = {
+    "redis_timeout_ms": 50,
+    "breaker_failure_threshold": 2,
+    "breaker_reset_seconds": 0.1,
+    "degraded_l1_ttl": 0.3,
+}
+"""Engine settings for fault tests: a short deadline and a quick breaker."""
+
+
 def config_for(redis_url: str | None, namespace: str, **overrides: Any) -> CacheConfig:
     # A generous Redis deadline by default so a busy test machine does not turn hits into
     # timeouts; the fault tests set a short one.

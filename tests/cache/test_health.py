@@ -8,17 +8,10 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from tests.cache.conftest import MakeCache, Source, eventually, own_tag
+from tests.cache.conftest import FAST_FAULTS, MakeCache, Source, eventually, own_tag
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.l2_both
-
-FAST_FAULTS = {
-    "redis_timeout_ms": 50,
-    "breaker_failure_threshold": 2,
-    "breaker_reset_seconds": 0.1,
-    "degraded_l1_ttl": 0.3,
-}
 
 
 async def test_reads_survive_a_redis_outage_and_l2_resumes(
@@ -323,54 +316,3 @@ async def test_the_probe_that_closes_the_breaker_replays_the_pending_invalidatio
     assert writer.stats["pending_invalidations"] == 0
     await eventually(lambda: reader.broadcast_connected, within=5)
     assert await reader.get_many_or_load(["k"], source.load, tags=own_tag) == {"k": "new"}
-
-
-async def test_the_fault_servers_keep_their_data(redis_server: RedisServer) -> None:
-    """What the fault tests rely on: a killed then restarted, or a frozen then thawed,
-    test Redis still has what it answered before."""
-
-    def client() -> aioredis.Redis:
-        return aioredis.Redis.from_url(redis_server.url)  # a restart closes connections
-
-    async with client() as before:
-        await before.set("kept", "1")
-    redis_server.stop()
-    redis_server.start()
-    async with client() as after:
-        await after.set("after-restart", "2")
-    redis_server.freeze()
-    redis_server.thaw()
-    async with client() as thawed:
-        assert await thawed.mget("kept", "after-restart") == [b"1", b"2"]
-
-
-async def test_an_invalidation_queued_during_the_probe_is_replayed_without_traffic(
-    make_cache: MakeCache, redis_server: RedisServer
-) -> None:
-    """Found by the stateful test: a write whose bump fails while the probe is in flight
-    (the breaker half-open) is queued; the probe replays what was pending when it began,
-    closes the breaker, and the later invalidation used to wait for this instance's next
-    Redis call. An idle writer then left every other instance stale."""
-    source = Source({"a": "old", "b": "old"})
-    writer = await make_cache(
-        redis_url=redis_server.url, **{**FAST_FAULTS, "breaker_reset_seconds": 30.0}
-    )
-    reader = await make_cache(redis_url=redis_server.url)
-    await writer.get_many_or_load(["a", "b"], source.load, tags=own_tag)  # both in L2
-
-    redis_server.freeze()
-    source.data.update(a="new", b="new")
-    await writer.invalidate(["a"])  # times out: pending, breaker open
-    sent = writer.stats["redis_round_trips"]
-    probing = asyncio.create_task(writer.check())
-    # The probe has taken what is pending ("a") and sent its bump, which waits on Redis.
-    await eventually(lambda: writer.stats["redis_round_trips"] > sent)
-    await writer.invalidate(["b"])  # the breaker is half-open: queued
-    redis_server.thaw()
-    await probing
-
-    # No traffic on the writer from here on.
-    await eventually(lambda: writer.stats["pending_invalidations"] == 0, within=5)
-    await eventually(lambda: reader.stats["invalidations_received"] >= 2, within=5)
-    got = await reader.get_many_or_load(["a", "b"], source.load, tags=own_tag)
-    assert got == {"a": "new", "b": "new"}

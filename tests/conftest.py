@@ -88,6 +88,18 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
+def durable_redis() -> Iterator[RedisServer]:
+    """A private redis-server that keeps its data across a stop or a kill (AOF, fsync
+    always), as a production Redis with AOF does."""
+    server = RedisServer(durable=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def redis_server(l2_kind: str) -> Iterator[RedisServer | RedisClusterServers]:
     """A private L2 of this kind that a fault test may stop and restart (a cluster stops
     and restarts every master). One Redis keeps its data across a stop (AOF, fsync always),

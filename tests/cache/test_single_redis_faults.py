@@ -7,7 +7,6 @@ test_cluster.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,14 +16,9 @@ from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A private redis-server that keeps its data across a stop (AOF, fsync always)."""
-    server = RedisServer(durable=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+def redis_server(durable_redis: RedisServer) -> RedisServer:
+    """One redis-server of this test's own, whatever L2 kind the suite runs."""
+    return durable_redis
 
 
 async def test_a_read_after_a_queued_invalidation_does_not_join_an_older_load(

@@ -12,7 +12,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -35,16 +35,6 @@ WATCH_SECONDS = 6.0
 """How long answers are sampled after Redis returns: past the grace period (2 s) and a
 relay pass, so the row is applied within it."""
 TRIALS = 20
-
-
-@pytest.fixture
-def durable_redis() -> Iterator[RedisServer]:
-    server = RedisServer(durable=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def title(server: Server) -> str:

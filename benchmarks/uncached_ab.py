@@ -7,7 +7,9 @@ database, all on the bench's server CPU and wrk on the other. Rounds alternate t
 servers on the bench's own list and detail scripts (graph/cli/bench/plan.py: Zipf ids,
 random genres), so a slow spell of the machine lands on both. Each run: a warm-up, then a
 measured run with the server's CPU time (user + system, /proc) read around it. Prints
-server CPU µs per request and req/s per run, and the medians.
+server CPU µs per request and req/s per run, and the medians. `--together` loads both
+servers at the same time instead (two wrk on the load generator's CPU, both servers
+sharing theirs): each gets half a core, but exactly the same moment's machine.
 
     .venv/bin/python -m benchmarks.uncached_ab --before /tmp/base [--rounds 3] [--seconds 8]
 """
@@ -21,6 +23,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--authors", type=int, default=1000)
+    parser.add_argument("--together", action="store_true",
+                        help="load both servers at once, not one after the other")  # fmt: skip
     options = parser.parse_args()
     before_python = options.before_python or options.before / ".venv" / "bin" / "python"
     work = Path(tempfile.mkdtemp(prefix="strata-uncached-ab-"))
@@ -94,22 +99,33 @@ def main() -> None:
             "cpus": wrk_cpus,
         }
         figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
+
+        def measure(name: str, script: Path) -> tuple[float, float]:
+            """One warm-up and one measured run: (CPU µs per request, req/s)."""
+            process, url = running[name]
+            wrk.run(script, url, seconds=options.warmup, **load)
+            cpu_before = cpu_seconds(process.pid)
+            result = wrk.run(script, url, seconds=options.seconds, **load)
+            cpu = cpu_seconds(process.pid) - cpu_before
+            if result.error_total or not result.requests:
+                raise RuntimeError(f"{name}: errors {result.errors}")
+            return 1e6 * cpu / result.requests, result.rps
+
         for number in range(options.rounds):
             for kind, script in scripts.items():
-                # Alternate which tree goes first, so neither always follows the other.
-                order = list(running) if number % 2 == 0 else list(reversed(running))
-                for name in order:
-                    process, url = running[name]
-                    wrk.run(script, url, seconds=options.warmup, **load)
-                    cpu_before = cpu_seconds(process.pid)
-                    result = wrk.run(script, url, seconds=options.seconds, **load)
-                    cpu = cpu_seconds(process.pid) - cpu_before
-                    if result.error_total or not result.requests:
-                        raise RuntimeError(f"{name} {kind}: errors {result.errors}")
-                    per_request = 1e6 * cpu / result.requests
-                    figures.setdefault((name, kind), []).append((per_request, result.rps))
+                if options.together:
+                    # Both at once on the same server CPU: the same moment's load on both.
+                    with ThreadPoolExecutor(len(running)) as pool:
+                        results = pool.map(measure, running, [script] * len(running))
+                        runs = dict(zip(running, results, strict=True))
+                else:
+                    # Alternate which tree goes first, so neither always follows the other.
+                    order = list(running) if number % 2 == 0 else list(reversed(running))
+                    runs = {name: measure(name, script) for name in order}
+                for name, (per_request, rps) in runs.items():
+                    figures.setdefault((name, kind), []).append((per_request, rps))
                     print(f"round {number + 1} {kind:6} {name:7} {per_request:7.0f} µs CPU/req "
-                          f"{result.rps:6.1f} req/s", flush=True)  # fmt: skip
+                          f"{rps:6.1f} req/s", flush=True)  # fmt: skip
         for kind in scripts:
             for name in running:
                 cpu_runs = [cpu for cpu, _ in figures[(name, kind)]]

@@ -177,12 +177,34 @@ def issue_15_targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             ))  # fmt: skip
     off_list = run_of(document, "off", "list")
     if off_list is not None:
-        checks.append(_check("off: uncached list page rps ≥ 150 (absolute: 165 when filed)",
-                             off_list["rps"], 150, ">="))  # fmt: skip
+        checks += uncached_targets(off_list)
     if "all" in phases:
         checks.append(_check("all: server peak RSS MB ≤ 150 with the default L1 bound",
                              document.get("peak_rss_mb", {}).get("all"), 150, "<="))  # fmt: skip
     return checks
+
+
+UNCACHED_LIST_RPS = 150
+UNCACHED_LIST_CPU_US = round(1e6 / UNCACHED_LIST_RPS, 1)
+
+
+def uncached_targets(off_list: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 15's "uncached: no regression", twice. As the issue words it, in req/s: on a
+    shared machine that measures the share of a core the server got as much as the code
+    (8 req/s at 8 ms of CPU each is 7 % of a core). And in server CPU time per request,
+    which that share does not change: 1/150 s is 150 req/s on a core of its own, since an
+    uncached server is bound by its CPU (docs/benchmarks.md, "Uncached: no regression")."""
+    cpu_us: float | None = off_list.get("server_cpu_us_per_request")
+    busy = None if cpu_us is None else cpu_us * off_list["rps"] / 1e6
+    share = "" if busy is None else f"the server was busy {busy:.0%} of the run"
+    return [
+        _check(f"off: uncached list page rps ≥ {UNCACHED_LIST_RPS} (absolute: 165 when filed)",
+               off_list["rps"], UNCACHED_LIST_RPS, ">=", share),
+        _check(f"off: uncached list page server CPU/request ≤ {UNCACHED_LIST_CPU_US:,.0f} µs "
+               f"(1/{UNCACHED_LIST_RPS} s: {UNCACHED_LIST_RPS} req/s on a core of its own)",
+               cpu_us, UNCACHED_LIST_CPU_US, "<=",
+               "" if cpu_us is not None else "the server's CPU time was not readable (/proc)"),
+    ]  # fmt: skip
 
 
 HIT_TARGETS = (

@@ -348,7 +348,7 @@ class ReadPath:
             expires = now + effective if effective else math.inf
             by_ttl.setdefault(effective, []).append((key, Slot(entry, revision, expires)))
         for ttl, pairs in by_ttl.items():
-            view.writes += 1  # an entry overwritten or evicted: every lease is re-checked
+            view.writes += 1  # an overwrite or an eviction: every lease ends
             l1.set_many(pairs, ttl=ttl)
             self._counters.add("l1_sets", len(pairs))
 

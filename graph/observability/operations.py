@@ -153,7 +153,7 @@ class OperationLines:
     def write_template(self, template: Template, seconds: float) -> None:
         head, middle = template
         duration = orjson.dumps(round(seconds * 1000, 3))
-        self._lines.write(head + duration + middle + self._lines.timestamp().encode() + b'"}\n')
+        self._lines.write(b"".join((head, duration, middle, self._lines.line_end())))
 
     def hit_template(self, name: str | None) -> Template:
         """The line of a query `name` answered by one L1 read of the response cache."""
@@ -193,10 +193,9 @@ def report(stats: OperationStats, metrics: Metrics, lines: OperationLines | None
 
 
 def report_replayed(
-    started: float, timer: Observer, lines: OperationLines | None, line: Template
+    seconds: float, timer: Observer, lines: OperationLines | None, line: Template
 ) -> None:
     """`report` for a hit replayed with no `OperationStats`: the same series and line."""
-    seconds = time.perf_counter() - started
     timer.observe(seconds)
     if lines is not None and _stdlib_log.isEnabledFor(logging.INFO):
         lines.write_template(line, seconds)

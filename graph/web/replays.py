@@ -74,8 +74,9 @@ class Replays:
             return None
         request.scope["auth"], request.scope["user"] = ANONYMOUS  # as the viewer lookup does
         self._hits.inc()
-        report_replayed(started, self._timer, self._lines, replay.line)
-        self._latency[request.method].observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        report_replayed(seconds, self._timer, self._lines, replay.line)
+        self._latency[request.method].observe(seconds)
         return replay.reply
 
     def remember(

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -139,7 +141,8 @@ async def test_revalidations_are_replayed_with_their_own_answer(api: Api) -> Non
 
 def test_a_replay_writes_the_line_of_the_hit_it_stands_for() -> None:
     buffer = io.BytesIO()
-    lines = JsonLines(io.TextIOWrapper(buffer, write_through=True))
+    stream = io.TextIOWrapper(buffer, write_through=True)  # kept: closing it closes buffer
+    lines = JsonLines(stream)
     writer = OperationLines(lines)
     observation = Observation()
     observation.add("l1_hits", 1)  # what a hit's one lookup counts
@@ -151,3 +154,23 @@ def test_a_replay_writes_the_line_of_the_hit_it_stands_for() -> None:
     for line in (hit, replayed):
         del line["duration_ms"], line["timestamp"]
     assert replayed == hit
+
+
+@pytest.mark.parametrize(
+    "nanos",
+    [
+        1_765_000_000_000_000_000,  # a whole second: no fraction, as isoformat writes it
+        1_765_000_000_000_001_000,
+        1_765_000_000_001_000_000,
+        1_765_000_000_999_999_999,
+        1_765_000_001_123_456_789,
+    ],
+)
+def test_the_line_end_is_the_iso_timestamp(nanos: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = JsonLines(io.TextIOWrapper(io.BytesIO(), write_through=True))
+    for _ in range(2):  # made, then from the text kept for its millisecond
+        monkeypatch.setattr(time, "time_ns", lambda: nanos)
+        micros = nanos // 1000
+        moment = datetime.fromtimestamp(micros // 1_000_000, UTC)
+        iso = moment.replace(microsecond=micros % 1_000_000).isoformat()
+        assert lines.line_end() == f'{iso.replace("+00:00", "Z")}"}}\n'.encode()

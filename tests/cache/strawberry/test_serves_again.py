@@ -65,9 +65,12 @@ async def test_a_forgotten_scope_hint_stops_it(make_cache: MakeCache) -> None:
     private = await _hit(responses, Source(cache, CachePolicy(60, private=True)), anonymous())
     key = _key(responses, anonymous())
     assert responses.serves_again(key, private.response)
+    writes = cache.stats["l1_sets"]
     for n in range(NORMALIZED_DOCUMENTS):  # hints of other operations push it out
         operation = anonymous(f'{{ book(id: "other {n}") {{ title }} }}')
-        await responses.store(_key(responses, operation), None, _executed(), ())
+        stale = (("Book:gone", 12345),)  # refused by both tiers: L1 is not written
+        await responses.store(_key(responses, operation), None, _executed(), stale)
+    assert cache.stats["l1_sets"] == writes
     assert not responses.serves_again(key, private.response)
     misses = cache.stats["l1_misses"]
     assert isinstance(await responses.answer(anonymous(), Source(cache, None).execute), Hit)

@@ -117,7 +117,7 @@ class GraphQLEndpoint:
             self.responses,
             None if self.expose_stats else self.log_lines,  # stats exposed: nothing replays
             metrics.operation_timer("query", "hit"),
-            self._outcomes["hit"],
+            metrics.counter_child(counter.labels(result="hit")),
             self._latency,
         )
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from prometheus_client import Counter
-
 from cache.strawberry.response_cache import ResponseCache, StoredResponse
-from graph.observability.counting import Observer, Unobserved
+from graph.observability.counting import Incrementer, Observer
 from graph.observability.operations import OperationLines, Template, report_replayed
 from graph.web.auth import ANONYMOUS
 from graph.web.exchange import Exchange, Reply
@@ -51,7 +49,7 @@ class Replays:
         responses: ResponseCache,
         lines: OperationLines | None,
         timer: Observer,
-        hits: Counter | Unobserved,
+        hits: Incrementer,
         latency: dict[str, Observer],
     ) -> None:
         self._responses = responses

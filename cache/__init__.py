@@ -68,6 +68,7 @@ from cache.entry import NOT_FOUND, Entry, TagVersions
 from cache.keys import GLOBAL_TAG, compose_key
 from cache.observation import Observation
 from cache.recording import Recorder
+from cache.slots import Lease
 
 __all__ = [
     "GLOBAL_TAG",
@@ -75,6 +76,7 @@ __all__ = [
     "CacheAdmin",
     "CacheConfig",
     "Entry",
+    "Lease",
     "Observation",
     "Recorder",
     "TagVersions",

@@ -13,6 +13,7 @@ from cache.entry import Entry
 from cache.health import RedisHealth, RedisUnavailable
 from cache.keys import KeySpace
 from cache.reads import ReadPath, remaining_ttl
+from cache.slots import Lease, Slot
 from cache.versions import TagVersionView
 
 
@@ -34,19 +35,24 @@ class Composites:
         self._reads = reads
         self._codec = EntryCodec(config.secret)
 
-    async def get_with_tier(self, key: str) -> tuple[Entry, str] | None:
-        entry = self.local(key)
-        if entry is not None:
-            return entry, "L1"
+    async def get_with_tier(self, key: str) -> tuple[Entry, str, Lease | None] | None:
+        slot = self._local_slot(key)
+        if slot is not None:
+            view = self._view
+            return slot.entry, "L1", Lease(view.revision, view.writes, slot.expires)
         entry = await self._from_l2(key)
-        return None if entry is None else (entry, "L2")
+        return None if entry is None else (entry, "L2", None)
 
     def local(self, key: str) -> Entry | None:
+        slot = self._local_slot(key)
+        return None if slot is None else slot.entry
+
+    def _local_slot(self, key: str) -> Slot | None:
         reads = self._reads
-        entry = reads.l1_hit(key, None)  # a composite names its own tags
-        if entry is None and reads.has_l1:
+        slot = reads.l1_hit(key, None)  # a composite names its own tags
+        if slot is None and reads.has_l1:
             self._counters.add("l1_misses")
-        return entry
+        return slot
 
     async def remote(self, key: str) -> Entry | None:
         return await self._from_l2(key)

@@ -33,7 +33,7 @@ from cache.reads import BatchLoader, ReadPath, TagsOf
 from cache.redis_tier import L2Tier
 from cache.relay import Relay
 from cache.singleflight import SingleFlight
-from cache.slots import slot_bytes
+from cache.slots import Lease, slot_bytes
 from cache.versions import TagVersionView
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class TieredCache:
             max_tags=max(4096, 8 * config.l1_max_entries),
             max_pending=config.max_pending_invalidations,
         )
+        self.holds = self._view.holds  # bound once: a caller checks a lease per request
         self._l1: TinyLFUStore | None = None
         if config.enabled and config.l1_max_entries > 0:
             self._l1 = TinyLFUStore(config.l1_max_entries, config.l1_max_bytes, slot_bytes)
@@ -136,6 +137,7 @@ class TieredCache:
             self._health.redis = None
             await redis.close()
         if self._l1 is not None:
+            self._view.writes += 1
             self._l1.clear()
 
     async def __aenter__(self) -> TieredCache:
@@ -196,10 +198,10 @@ class TieredCache:
         tags: Sequence[str] = (),
     ) -> V | None:
         # The common case first, without building the batch machinery.
-        entry = self._reads.l1_hit(key, canonical_tags(tags))
-        if entry is not None:
-            recording.record(entry.versions)
-            value: V | None = entry.value
+        slot = self._reads.l1_hit(key, canonical_tags(tags))
+        if slot is not None:
+            recording.record(slot.entry.versions)
+            value: V | None = slot.entry.value
             return value
 
         async def load_one(_: list[str]) -> Mapping[str, V]:
@@ -216,8 +218,10 @@ class TieredCache:
         found = await self.get_entry_with_tier(key)
         return None if found is None else found[0]
 
-    async def get_entry_with_tier(self, key: str) -> tuple[Entry, str] | None:
-        """Like :meth:`get_entry`, with the tier that had it: ``"L1"`` or ``"L2"``."""
+    async def get_entry_with_tier(self, key: str) -> tuple[Entry, str, Lease | None] | None:
+        """Like :meth:`get_entry`, with the tier that had it (``"L1"`` or ``"L2"``) and,
+        for an L1 hit, its lease: a caller may serve what it made of the entry again for
+        as long as :meth:`holds` says L1 would still serve that entry."""
         if not self.config.enabled:
             return None
         found = await self._composites.get_with_tier(key)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -71,9 +72,10 @@ class ReadPath:
 
     # -- L1 ------------------------------------------------------------------------------
 
-    def l1_hit(self, key: str, expected: tuple[str, ...] | None) -> Entry | None:
-        """The current L1 entry of ``key`` (counted as a hit), else ``None`` (uncounted).
-        ``expected``: the reader's canonical tags (None: an entry naming its own tags)."""
+    def l1_hit(self, key: str, expected: tuple[str, ...] | None) -> Slot | None:
+        """The slot of the current L1 entry of ``key`` (counted as a hit), else ``None``
+        (uncounted). ``expected``: the reader's canonical tags (None: an entry naming its
+        own tags)."""
         if self._l1 is None:
             return None
         slot: Slot | None = self._l1.get(key)
@@ -83,7 +85,7 @@ class ReadPath:
             and self._still_current(slot)
         ):
             self._counters.add("l1_hits")
-            return slot.entry
+            return slot
         return None
 
     def _still_current(self, slot: Slot) -> bool:
@@ -333,6 +335,7 @@ class ReadPath:
         config = self._config
         cap = config.degraded_l1_ttl if self._health.degraded else None
         revision = view.revision
+        now = time.monotonic()  # before L1 is given the TTLs: our deadlines come first
         by_ttl: dict[float, list[tuple[str, Slot]]] = {}
         pending = view.pending
         for key, entry, ttl in items:
@@ -342,8 +345,10 @@ class ReadPath:
             effective = ttl if entry.found else min(ttl, config.not_found_ttl)
             if cap is not None:
                 effective = min(effective, cap)
-            by_ttl.setdefault(effective, []).append((key, Slot(entry, revision)))
+            expires = now + effective if effective else math.inf
+            by_ttl.setdefault(effective, []).append((key, Slot(entry, revision, expires)))
         for ttl, pairs in by_ttl.items():
+            view.writes += 1  # an overwrite or an eviction: every lease ends
             l1.set_many(pairs, ttl=ttl)
             self._counters.add("l1_sets", len(pairs))
 

@@ -24,10 +24,12 @@ Two kinds of merge (the protocol model's MERGE and MERGE_LATE, docs/decisions.md
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Collection, Iterable
 
 from cache.entry import TagVersions
 from cache.pending import PendingInvalidations
+from cache.slots import Lease
 
 
 class TagVersionView:
@@ -48,6 +50,17 @@ class TagVersionView:
         a merge that raises a known version. An entry found current at revision ``r`` is
         still current while the revision is ``r`` (adding versions of unknown tags cannot
         invalidate anything), so an L1 hit may skip :meth:`is_current`."""
+        self.writes = 0
+        """Bumped by every write to L1 and every clear of it (an entry overwritten, evicted
+        or gone): with ``revision``, what a ``Lease`` of an L1 hit is checked against."""
+
+    def holds(self, lease: Lease) -> bool:
+        """Whether L1 would still serve the entry ``lease`` was taken on (see ``Lease``)."""
+        return (
+            lease.revision == self.revision
+            and lease.writes == self.writes
+            and time.monotonic() < lease.expires
+        )
 
     def is_current(self, versions: TagVersions) -> bool:
         known = self._versions

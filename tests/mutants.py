@@ -361,6 +361,98 @@ MUTANTS: tuple[Mutant, ...] = (
             "::test_l1_serves_an_entry_only_to_a_reader_expecting_its_tags",
         ),
     ),
+    # The leases of L1 hits, and the fast lane of /graphql that replays them.
+    Mutant(
+        "lease-ignores-the-view",
+        "a lease of an L1 hit outlives a drop, flush or raised version: a replayed response "
+        "shows what a write already changed",
+        "cache/versions.py",
+        """            lease.revision == self.revision
+            and lease.writes""",
+        """            lease.writes""",
+        ("tests/cache/test_leases.py", "tests/web/test_replays.py"),
+    ),
+    Mutant(
+        "lease-ignores-l1-writes",
+        "a lease of an L1 hit outlives an overwrite or eviction of its entry",
+        "cache/versions.py",
+        """            and lease.writes == self.writes
+""",
+        "",
+        ("tests/cache/test_leases.py",),
+    ),
+    Mutant(
+        "lease-ignores-expiry",
+        "a lease of an L1 hit outlives the entry's TTL",
+        "cache/versions.py",
+        """            and time.monotonic() < lease.expires
+""",
+        "",
+        ("tests/cache/test_leases.py", "tests/web/test_replays.py"),
+    ),
+    Mutant(
+        "fill-keeps-leases",
+        "a write to L1 leaves the leases taken before it: an overwritten or evicted entry "
+        "goes on being replayed",
+        "cache/reads.py",
+        "            view.writes += 1  # an overwrite or an eviction: every lease ends\n",
+        "",
+        ("tests/cache/test_leases.py",),
+    ),
+    Mutant(
+        "close-keeps-leases",
+        "emptying L1 at close leaves the leases taken before it",
+        "cache/engine.py",
+        """            self._view.writes += 1
+            self._l1.clear()""",
+        """            self._l1.clear()""",
+        ("tests/cache/test_leases.py",),
+    ),
+    Mutant(
+        "slot-never-expires",
+        "an L1 slot records no deadline: its lease never expires",
+        "cache/reads.py",
+        "            expires = now + effective if effective else math.inf\n",
+        "            expires = math.inf\n",
+        ("tests/cache/test_leases.py", "tests/web/test_replays.py"),
+    ),
+    Mutant(
+        "replay-ignores-the-lease",
+        "a response is replayed without asking whether L1 would still serve its entry",
+        "cache/strawberry/response_cache.py",
+        """            or not self._cache.holds(lease)
+""",
+        "",
+        ("tests/cache/strawberry/test_serves_again.py", "tests/web/test_replays.py"),
+    ),
+    Mutant(
+        "replay-ignores-the-scope-hint",
+        "a private response is replayed after its scope hint was forgotten, when a lookup "
+        "would look for a shared response first",
+        "cache/strawberry/response_cache.py",
+        """            or self._scopes.get(key, False) != stored.private
+""",
+        "",
+        ("tests/cache/strawberry/test_serves_again.py",),
+    ),
+    Mutant(
+        "replay-to-a-viewer",
+        "a request with an Authorization header is answered from the anonymous fast lane",
+        "graph/web/replays.py",
+        """        if request.authorization is not None:
+            return None
+        key =""",
+        """        key =""",
+        ("tests/web/test_replays.py::test_a_viewer_is_never_answered_from_the_fast_lane",),
+    ),
+    Mutant(
+        "replay-ignores-if-none-match",
+        "the fast lane's key leaves out If-None-Match: a revalidation gets another's answer",
+        "graph/web/replays.py",
+        "request.method, media_type, request.if_none_match, source[0], source[1])\n        replay",
+        "request.method, media_type, None, source[0], source[1])\n        replay",
+        ("tests/web/test_replays.py::test_revalidations_are_replayed_with_their_own_answer",),
+    ),
 )
 
 

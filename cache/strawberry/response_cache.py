@@ -30,7 +30,7 @@ import orjson
 from cachetools import LRUCache
 from graphql import GraphQLError, OperationDefinitionNode, parse, print_ast
 
-from cache import TagVersions, TieredCache
+from cache import Lease, TagVersions, TieredCache
 from cache.strawberry.consumption import CachePolicy
 
 R = TypeVar("R")
@@ -79,14 +79,15 @@ class StoredResponse:
     private: bool
     fingerprint: str
     tier: str = "L1"
+    lease: Lease | None = None  # read from L1: how long L1 would serve it again
 
     def to_value(self) -> list[Any]:
         return [self.body, self.max_age, self.private, self.fingerprint]
 
     @classmethod
-    def from_value(cls, value: list[Any], tier: str) -> StoredResponse:
+    def from_value(cls, value: list[Any], tier: str, lease: Lease | None) -> StoredResponse:
         body, max_age, private, digest = value
-        return cls(bytes(body), float(max_age), bool(private), str(digest), tier)
+        return cls(bytes(body), float(max_age), bool(private), str(digest), tier, lease)
 
 
 @dataclass(slots=True)
@@ -311,9 +312,27 @@ class ResponseCache:
         for entry_key in keys:
             found = await self._cache.get_entry_with_tier(entry_key)
             if found is not None and found[0].found:
-                entry, tier = found
-                return StoredResponse.from_value(entry.value, tier)
+                entry, tier, lease = found
+                return StoredResponse.from_value(entry.value, tier, lease)
         return None
+
+    def serves_again(self, key: str, stored: StoredResponse) -> bool:
+        """Whether `lookup(key, None)` (anonymous) would answer `stored` now, read from
+        L1: the same scope looked up first (the hint unchanged) and L1 still serving the
+        entry it came from (its lease). If so, counted and seen as that lookup would be,
+        so a caller may replay what it made of `stored` without looking up again."""
+        lease = stored.lease
+        if (
+            lease is None
+            or self._scopes.get(key, False) != stored.private
+            or not self._cache.holds(lease)
+        ):
+            return False
+        if self._on_read is not None:
+            scope = self.viewer_scope(None) if stored.private else PUBLIC
+            self._on_read([self._entry_key(key, scope)])
+        self._cache.counters.add("l1_hits")
+        return True
 
     async def store(
         self, key: str, viewer: str | None, executed: Executed[Any], tag_versions: TagVersions

@@ -17,11 +17,15 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Protocol
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 
 class Observer(Protocol):
     def observe(self, amount: float) -> None: ...
+
+
+class Incrementer(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
 
 
 class Unobserved:
@@ -64,3 +68,21 @@ class PlainHistogram:
             if count:
                 buckets[index].inc(count)
         self._child._sum.inc(total)
+
+
+class PlainCounter:
+    """A counter child's increments, held until `fold`."""
+
+    __slots__ = ("_child", "_count")
+
+    def __init__(self, child: Counter) -> None:
+        self._child = child
+        self._count = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self._count += amount
+
+    def fold(self) -> None:
+        count, self._count = self._count, 0.0
+        if count:
+            self._child.inc(count)

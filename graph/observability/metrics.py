@@ -15,7 +15,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from graph.api.keys import AUTHORS, BOOKS, REVIEWS, USERS
-from graph.observability.counting import Observer, PlainHistogram, Unobserved
+from graph.observability.counting import (
+    Incrementer,
+    Observer,
+    PlainCounter,
+    PlainHistogram,
+    Unobserved,
+)
 from models.tokens import TOKEN_TAG_KIND
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics", "every_worker", "tag_kind"]
@@ -165,7 +171,7 @@ class Metrics:
         )
         self._last_engine: dict[str, int] = {}
         self._operation_timers: dict[tuple[str, str], Observer] = {}
-        self._plain: list[PlainHistogram] = []
+        self._plain: list[PlainHistogram | PlainCounter] = []
         self._plain_counting = plain_counting and not os.environ.get(MULTIPROCESS_DIR)
 
     def operation_timer(self, kind: str, response: str) -> Observer:
@@ -185,6 +191,16 @@ class Metrics:
         if not self._plain_counting:
             return child
         plain = PlainHistogram(child)
+        self._plain.append(plain)
+        return plain
+
+    def counter_child(self, child: Counter) -> Incrementer:
+        """What to count a series with on a hot path, as `histogram_child` observes."""
+        if not self.enabled:
+            return UNOBSERVED
+        if not self._plain_counting:
+            return child
+        plain = PlainCounter(child)
         self._plain.append(plain)
         return plain
 

@@ -49,6 +49,7 @@ from graph.web.http_caching import (
     stored_headers,
 )
 from graph.web.memo import BoundedMemo
+from graph.web.replays import Replays
 from graph.web.requests import (
     GraphQLParams,
     RequestError,
@@ -112,6 +113,13 @@ class GraphQLEndpoint:
             outcome: counter.labels(result=outcome) if metrics.enabled else UNOBSERVED
             for outcome in ("hit", "miss", "skip")
         }
+        self._replays = Replays(
+            self.responses,
+            None if self.expose_stats else self.log_lines,  # stats exposed: nothing replays
+            metrics.operation_timer("query", "hit"),
+            metrics.counter_child(counter.labels(result="hit")),
+            self._latency,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -123,20 +131,36 @@ class GraphQLEndpoint:
     async def handle(self, request: Exchange) -> Reply:
         started = time.perf_counter()
         media_type = response_media_type(request)
-        with observing_operation(self.services.cache) as stats:
-            try:
-                reply = await self._answer(request, media_type, stats)
-            except RequestError as error:
-                return self._refuse(error, media_type)
-            if stats.response is not None:  # an operation ran or was replayed
-                report(stats, self.services.metrics, self.log_lines)
+        try:
+            source = await self._source(request)
+            if source is not None:
+                replayed = self._replays.answer(request, media_type, source, started)
+                if replayed is not None:
+                    return replayed
+            with observing_operation(self.services.cache) as stats:
+                reply = await self._answer(request, media_type, source, stats)
+                if stats.response is not None:  # an operation ran or was replayed
+                    report(stats, self.services.metrics, self.log_lines)
+        except RequestError as error:
+            return self._refuse(error, media_type)
         self._latency[request.method].observe(time.perf_counter() - started)
         return reply
 
-    async def _answer(self, request: Exchange, media_type: str, stats: OperationStats) -> Reply:
+    async def _source(self, request: Exchange) -> tuple[str, bytes] | None:
+        """What the parameters are read from (see `raw_params`); None: the IDE is asked for."""
         if self.graphiql and request.method in SAFE_METHODS and wants_ide(request):
+            return None
+        return await raw_params(request, self.max_body_bytes)
+
+    async def _answer(
+        self,
+        request: Exchange,
+        media_type: str,
+        source: tuple[str, bytes] | None,
+        stats: OperationStats,
+    ) -> Reply:
+        if source is None:
             return Reply(200, GRAPHIQL_BYTES, "text/html")
-        source = await raw_params(request, self.max_body_bytes)
         known = self._known.get(source)
         if known is None:
             params = parse_params(*source)
@@ -161,10 +185,15 @@ class GraphQLEndpoint:
         answer = await self.responses.answer(operation, execute, prepared)
         stats.response = answer.outcome
         self._outcomes[answer.outcome].inc()
-        if isinstance(answer, Hit):
-            stats.name = answer.operation_name
-            return self._replay(request, answer.response, media_type, stats)
-        return self._fresh(request, answer, media_type)
+        if not isinstance(answer, Hit):
+            return self._fresh(request, answer, media_type)
+        stats.name = answer.operation_name
+        reply = self._replay(request, answer.response, media_type, stats)
+        if prepared.key is not None and self._known.get(source) is not None:  # not persisted
+            self._replays.remember(
+                request, media_type, source, prepared.key, answer.response, reply, stats.name
+            )
+        return reply
 
     async def _identify(self, request: Exchange) -> UserRecord | None:
         try:

@@ -55,6 +55,7 @@ def test_exports_are_what_an_app_uses() -> None:
         "CacheConfig",
         "Entry",
         "GLOBAL_TAG",
+        "Lease",
         "NOT_FOUND",
         "Observation",
         "Recorder",

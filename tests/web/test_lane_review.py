@@ -5,18 +5,20 @@ every way a request can differ and every event that changes what a lookup finds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from cache.strawberry.response_cache import StoredResponse
 from graph.observability.exposition import parse
 from graph.settings import Settings
 from graph.web.replays import REPLAYS_BYTES, Replays
 from tests.support.api import Api, running_api
+from tests.support.redis_server import RedisServer, fill_until_refused
 
 BOOKS = '{ books(authorId: "1", first: 3) { edges { node { id title } } } }'
 RENAME = 'mutation { updateBook(id: "1", input: {title: "Renamed"}) { id } }'
@@ -211,3 +213,99 @@ async def test_a_replayed_key_stays_as_recent_in_l1_as_a_hit_would_keep_it(
         tiers.clear()
         await api.client.get(hot)
         assert tiers == ["L1"]
+
+
+async def _replayed(api: Api, lookups: Lookups, query: str = BOOKS) -> None:
+    """`query` asked until the fast lane answers it (a miss, a hit, then replays)."""
+    for _ in range(2):
+        await api.post(query)
+    assert await lookups.made_by(lambda: api.post(query)) == 0
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own: it is filled to the brim, or stopped."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def test_a_write_ends_the_replays_while_redis_refuses_writes(
+    cached_settings: Settings, own_redis: RedisServer
+) -> None:
+    async with running_api(_settings(cached_settings, redis_url=own_redis.url)) as api:
+        lookups = Lookups(api)
+        await _replayed(api, lookups)
+        client = aioredis.Redis.from_url(own_redis.url)
+        try:
+            await fill_until_refused(client)
+            await api.data(RENAME, token=api.admin_token)  # its bump stays pending
+            for _ in range(5):
+                assert "Renamed" in (await api.post(BOOKS)).text
+            await client.config_set("maxmemory", "0")
+        finally:
+            await client.aclose()
+        for _ in range(5):
+            assert "Renamed" in (await api.post(BOOKS)).text
+
+
+async def test_a_write_ends_the_replays_while_redis_is_down(
+    cached_settings: Settings, own_redis: RedisServer
+) -> None:
+    async with running_api(_settings(cached_settings, redis_url=own_redis.url)) as api:
+        lookups = Lookups(api)
+        await _replayed(api, lookups)
+        own_redis.stop()
+        assert await lookups.made_by(lambda: api.post(BOOKS)) <= 1  # served all the same
+        await api.data(RENAME, token=api.admin_token)
+        for _ in range(5):
+            assert "Renamed" in (await api.post(BOOKS)).text
+        own_redis.start()
+        for _ in range(5):
+            assert "Renamed" in (await api.post(BOOKS)).text
+
+
+async def test_creating_what_was_not_found_ends_its_replays(api: Api) -> None:
+    lookups = Lookups(api)
+    missing = '{ book(id: "49") { id title } }'
+    assert (await api.data(missing)) == {"book": None}
+    await _replayed(api, lookups, missing)
+    created = await api.data(
+        'mutation { createBook(input: {title: "New", isbn: "979-0000000001", genre: "poetry",'
+        ' publishedYear: 2024, price: 12.5, authorId: "1"}) { id } }',
+        token=api.admin_token,
+    )
+    assert created == {"createBook": {"id": "49"}}
+    assert (await api.data(missing)) == {"book": {"id": "49", "title": "New"}}
+
+
+async def test_each_way_of_asking_is_replayed_its_own_reply(api: Api) -> None:
+    """Media type, method and If-None-Match each decide the reply: a replay of one is
+    never the answer to another."""
+    lookups = Lookups(api)
+    url = _get_url(BOOKS)
+    asks: list[tuple[str, dict[str, str]]] = [
+        ("GET", {}),
+        ("GET", {"Accept": "application/graphql-response+json"}),
+        ("HEAD", {}),
+        ("HEAD", {"Accept": "application/graphql-response+json"}),
+    ]
+    first = {}
+    for method, headers in asks:
+        for _ in range(2):
+            first[method, headers.get("Accept")] = await api.client.request(
+                method, url, headers=headers
+            )
+    for method, headers in asks:
+        answer = first[method, headers.get("Accept")]
+        count = await lookups.made_by(partial(api.client.request, method, url, headers=headers))
+        assert count == 0
+        replayed = await api.client.request(method, url, headers=headers)
+        assert (replayed.status_code, replayed.content) == (answer.status_code, answer.content)
+        assert replayed.headers == answer.headers
+    for accept in ("application/graphql-response+json", None):
+        assert first["GET", accept].headers["content-type"] == (accept or "application/json")
+        assert first["HEAD", accept].content == b""

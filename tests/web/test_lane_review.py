@@ -5,6 +5,8 @@ every way a request can differ and every event that changes what a lookup finds.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -309,3 +311,34 @@ async def test_each_way_of_asking_is_replayed_its_own_reply(api: Api) -> None:
     for accept in ("application/graphql-response+json", None):
         assert first["GET", accept].headers["content-type"] == (accept or "application/json")
         assert first["HEAD", accept].content == b""
+
+
+async def test_with_stats_exposed_every_hit_reports_its_own_figures(
+    cached_settings: Settings,
+) -> None:
+    """A remembered reply would carry the figures of the hit it was made for (its
+    duration among them): with stats exposed nothing may be replayed."""
+    async with running_api(_settings(cached_settings, expose_cache_stats=True)) as api:
+        lookups = Lookups(api)
+        await api.post(BOOKS)
+        for _ in range(3):
+            assert await lookups.made_by(lambda: api.post(BOOKS)) == 1
+
+
+async def test_a_persisted_query_by_hash_is_never_replayed(api: Api) -> None:
+    """Its document comes from the persisted queries, not from the request's bytes: a
+    replay would answer a hash the store may no longer hold."""
+    query = '{ book(id: "3") { title } }'
+    sha = hashlib.sha256(query.encode()).hexdigest()
+    extensions = json.dumps({"persistedQuery": {"version": 1, "sha256Hash": sha}})
+    lookups = Lookups(api)
+    registered = await api.client.post(
+        "/graphql", json={"query": query, "extensions": json.loads(extensions)}
+    )
+    for _ in range(3):
+        count = await lookups.made_by(
+            partial(api.client.get, "/graphql", params={"extensions": extensions})
+        )
+        assert count == 1
+    by_hash = await api.client.get("/graphql", params={"extensions": extensions})
+    assert by_hash.content == registered.content

@@ -154,23 +154,33 @@ def _moved(before: dict[Any, float], after: dict[Any, float]) -> dict[Any, float
 
 
 async def test_a_replay_moves_every_count_a_normal_hit_moves(api: Api) -> None:
-    """Every series on /metrics and every engine counter moves by what the hit the
-    replay stands for moved it by: not only the three series the lane observes."""
+    """Every series on /metrics, every engine counter and the dashboard's hottest keys
+    move by what the hits the replays stand for moved them by: not only the three series
+    the lane observes. Four ways of asking for one response (the hot keys count one read
+    in four): four hits, then the four replays of them."""
 
     async def counts() -> dict[Any, float]:
         scrape = parse((await api.client.get("/metrics")).text)
-        return {**_counts(scrape), **_counts(api.services.cache.stats)}
+        hot = (await api.client.get("/dashboard/data")).json()["hot_keys"]
+        return {
+            **_counts(scrape),
+            **_counts(api.services.cache.stats),
+            **{("hot", row["key"]): float(row["reads"]) for row in hot},
+        }
 
     lookups = Lookups(api)
-    await api.post(BOOKS)  # a miss
+    urls = [_get_url(BOOKS) + f"&ask={n}" for n in range(4)]  # one response, four sources
+    await api.client.get(urls[0])  # a miss
     before = await counts()
-    assert await lookups.made_by(lambda: api.post(BOOKS)) == 1  # the hit
+    for url in urls:
+        assert await lookups.made_by(partial(api.client.get, url)) == 1  # a hit
     middle = await counts()
-    assert await lookups.made_by(lambda: api.post(BOOKS)) == 0  # its replay
+    for url in urls:
+        assert await lookups.made_by(partial(api.client.get, url)) == 0  # its replay
     after = await counts()
-    by_hit = _moved(before, middle)
-    assert by_hit  # the comparison compares something
-    assert _moved(middle, after) == by_hit
+    by_hits = _moved(before, middle)
+    assert by_hits  # the comparison compares something
+    assert _moved(middle, after) == by_hits
 
 
 def _wide(name: str, aliases: int) -> str:

@@ -352,3 +352,30 @@ async def test_a_persisted_query_by_hash_is_never_replayed(api: Api) -> None:
         assert count == 1
     by_hash = await api.client.get("/graphql", params={"extensions": extensions})
     assert by_hash.content == registered.content
+
+
+@pytest.mark.parametrize("query", [BOOKS, "query Named" + BOOKS])
+async def test_a_replay_logs_the_line_a_real_hit_logs(
+    cached_settings: Settings, capsys: pytest.CaptureFixture[str], query: str
+) -> None:
+    """Field by field, the line of a hit as the normal path wrote it and its replay's."""
+    settings = _settings(cached_settings, log_level="INFO", log_format="json")
+    async with running_api(settings) as api:
+        lookups = Lookups(api)
+        await api.post(query)
+        capsys.readouterr()
+        assert await lookups.made_by(lambda: api.post(query)) == 1
+        assert await lookups.made_by(lambda: api.post(query)) == 0
+        assert api.services.operation_lines is not None
+        api.services.operation_lines.flush()
+        lines = [
+            json.loads(line)
+            for line in capsys.readouterr().err.splitlines()
+            if '"event":"operation"' in line
+        ]
+    hit, replayed = lines
+    assert hit["response"] == "hit"
+    assert set(replayed) == set(hit)
+    for line in (hit, replayed):
+        del line["duration_ms"], line["timestamp"]
+    assert replayed == hit

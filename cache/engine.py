@@ -229,6 +229,11 @@ class TieredCache:
             recording.record(found[0].versions)
         return found
 
+    def touch(self, key: str) -> None:
+        """Tell L1 ``key`` was used (uncounted), as a caller replaying an L1 hit does."""
+        if self._l1 is not None:
+            self._l1.get(key)
+
     def get_local_entry(self, key: str) -> Entry | None:
         """The L1 half of :meth:`get_entry`, synchronous: a composite this process holds,
         validated against this process's view of its tags (a miss is counted)."""

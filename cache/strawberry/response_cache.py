@@ -328,9 +328,10 @@ class ResponseCache:
             or not self._cache.holds(lease)
         ):
             return False
+        entry_key = self._entry_key(key, self.viewer_scope(None) if stored.private else PUBLIC)
+        self._cache.touch(entry_key)  # L1 keeps what is replayed as it keeps what is read
         if self._on_read is not None:
-            scope = self.viewer_scope(None) if stored.private else PUBLIC
-            self._on_read([self._entry_key(key, scope)])
+            self._on_read([entry_key])
         self._cache.counters.add("l1_hits")
         return True
 

@@ -13,7 +13,7 @@ measured and logged as the hit it stands for: the same operation line, the same 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cache.strawberry.response_cache import ResponseCache, StoredResponse
 from graph.observability.counting import Incrementer, Observer
@@ -38,7 +38,9 @@ class Replay:
 
 
 def _size(key: ReplayKey, replay: Replay) -> int:
-    return len(key[4]) + len(key[2] or "") + len(replay.reply.body) + REPLAY_OVERHEAD
+    line = replay.line
+    held = len(replay.reply.body) + len(line[0]) + len(line[1])
+    return len(key[4]) + len(key[2] or "") + held + REPLAY_OVERHEAD
 
 
 class Replays:
@@ -63,7 +65,10 @@ class Replays:
         self, request: Exchange, media_type: str, source: tuple[str, bytes], started: float
     ) -> Reply | None:
         """The reply of a remembered request when it may be replayed now, accounted for
-        as its hit was (counters, metrics, the operation line); else None."""
+        as its hit was (counters, metrics, the operation line); else None. ``started``:
+        when the request came in; the operation is timed from here, after its body was
+        read, as `observing_operation` times a hit."""
+        began = time.perf_counter()
         if request.authorization is not None:
             return None
         key = (request.method, media_type, request.if_none_match, source[0], source[1])
@@ -72,9 +77,9 @@ class Replays:
             return None
         request.scope["auth"], request.scope["user"] = ANONYMOUS  # as the viewer lookup does
         self._hits.inc()
-        seconds = time.perf_counter() - started
-        report_replayed(seconds, self._timer, self._lines, replay.line)
-        self._latency[request.method].observe(seconds)
+        now = time.perf_counter()
+        report_replayed(now - began, self._timer, self._lines, replay.line)
+        self._latency[request.method].observe(now - started)
         return replay.reply
 
     def remember(
@@ -91,4 +96,7 @@ class Replays:
         if request.authorization is not None or stored.lease is None or self._lines is None:
             return
         replay_key = (request.method, media_type, request.if_none_match, source[0], source[1])
-        self._memo.put(replay_key, Replay(key, stored, reply, self._lines.hit_template(name)))
+        # Only the reply's body is kept (and counted): a 304's is empty, and the stored
+        # body beside it would be held uncounted, even after L1 let it go.
+        bodiless = replace(stored, body=b"")
+        self._memo.put(replay_key, Replay(key, bodiless, reply, self._lines.hit_template(name)))

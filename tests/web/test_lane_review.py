@@ -70,15 +70,10 @@ def _get_url(query: str) -> str:
     return f"/graphql?{httpx.QueryParams({'query': query})}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fast lane: a 304 replay pins its stored body, uncounted by the memo's byte bound",
-)
 async def test_the_memo_counts_every_body_it_keeps_alive(api: Api) -> None:
-    """`If-None-Match: *` makes every hit a 304 with an empty body, so the memo counts
-    its key and ~500 bytes for each entry while each keeps its whole stored response
-    alive (also after L1 dropped it): anonymous clients can pin far more than
-    REPLAYS_BYTES (at most 256 KiB each, for ~600 bytes counted)."""
+    """`If-None-Match: *` makes every hit a 304 with an empty body: the memo must not keep
+    the stored response alive beside it (it would pin up to 256 KiB an entry, uncounted,
+    also after L1 let it go), so what it holds stays within its byte count."""
     memo = replays_of(api)._memo
     for name in ("a", "b", "c"):
         url = _get_url(_wide(name, 30))  # ~185 kB each
@@ -215,16 +210,12 @@ def _wide(name: str, aliases: int) -> str:
     return f"{{ {fields} }}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fast lane: a replay does not touch L1, so the key replayed most is evicted first",
-)
 async def test_a_replayed_key_stays_as_recent_in_l1_as_a_hit_would_keep_it(
     cached_settings: Settings,
 ) -> None:
     """L1's large values live in an LRU: a hit read from L1 makes its key the most recent.
-    A replay stands for such a hit but L1 never sees it, so under eviction the entry
-    replayed last goes before one merely read once, and its next request goes to L2."""
+    A replay stands for such a hit, so it must tell L1 too: under eviction the entry
+    replayed last stays before one merely read once (else its next request goes to L2)."""
     async with running_api(_settings(cached_settings, l1_max_mib=1)) as api:
         tiers: list[str] = []
         lookup = api.services.responses.lookup
@@ -404,16 +395,12 @@ async def test_a_replay_logs_the_line_a_real_hit_logs(
     assert replayed == hit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fast lane: a replay's duration includes reading the request, a hit's does not",
-)
 async def test_a_replay_measures_the_duration_a_hit_measures(
     cached_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A client that sends its body slowly: the normal path starts the operation's clock
-    once the body is read, the fast lane when the request arrives, so the same hit is
-    logged and observed (operation histogram) as the slow client's upload time."""
+    once the body is read, and so must the fast lane, or the same hit would be logged and
+    observed (operation histogram) as the slow client's upload time."""
     settings = _settings(cached_settings, log_level="INFO", log_format="json")
     body = json.dumps({"query": BOOKS}).encode()
 

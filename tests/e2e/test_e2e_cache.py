@@ -605,12 +605,13 @@ async def test_tampered_redis_entries_never_reach_an_answer(deployment: Deployme
     a, b = deployment.server("A"), deployment.server("B")
     c = deployment.server("C", cache="off")
     async with running([a, b, c]):
-        await answers(a, tokens)  # B reads nothing before the tampering: its L1 stays empty
         redis = aioredis.Redis.from_url(deployment.redis_url)
         tampered = 0
         try:
             pattern = "{" + deployment.key_prefix + ":v*}:e:*"
-            async for key in redis.scan_iter(match=pattern, count=500):
+            # B reads nothing before the tampering: its L1 stays empty.
+            keys = await _filled(redis, pattern, fill=lambda: answers(a, tokens))
+            for key in keys:
                 value = await redis.get(key) if await redis.type(key) == b"string" else None
                 if not isinstance(value, bytes) or not value:
                     continue
@@ -628,6 +629,21 @@ async def test_tampered_redis_entries_never_reach_an_answer(deployment: Deployme
         for _ in range(2):  # the first pass finds the forgeries, the second its own fills
             got = await answers(b, tokens)
             assert not differences(got, truth), explain(got, truth)
+
+
+async def _filled(
+    redis: aioredis.Redis, pattern: str, fill: Callable[[], Awaitable[object]]
+) -> list[bytes]:
+    """The keys under `pattern` once `fill` has put more than ten there: L2 is written
+    after the answer, and a loaded machine can keep a server's Redis away for a while."""
+    keys: list[bytes] = []
+    for _ in range(40):
+        await fill()
+        keys = [key async for key in redis.scan_iter(match=pattern, count=500)]
+        if len(keys) > 10:
+            break
+        await asyncio.sleep(0.25)
+    return keys
 
 
 # --- bugs found by the tests above, shown on their own -------------------------------------

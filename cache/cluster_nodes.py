@@ -14,7 +14,7 @@ redirect (``MOVED`` during resharding, ``ASK`` while a slot migrates, ``TRYAGAIN
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -35,7 +35,7 @@ from redis.typing import EncodableT
 
 from cache.breaker import BreakerState, CircuitBreaker
 from cache.config import CacheConfig
-from cache.connections import ConnectionStack
+from cache.connections import ConnectionStack, pack
 from cache.counters import Counters
 from cache.deadline import Deadline
 from cache.health import REDIS_FAILURES
@@ -45,6 +45,14 @@ logger = logging.getLogger(__name__)
 Command = tuple[EncodableT, ...]
 
 _REDIRECTS: Final = (AskError, TryAgainError, NoScriptError)  # MovedError is an AskError
+
+ROUTES_KEPT: Final = 16_384
+"""Redis keys whose slot and encoded ``GET`` are remembered (a few MB at most): a batch
+read's keys come back request after request, and computing both again was a good part of
+a batch's own time (docs/benchmarks.md)."""
+
+Batch = tuple[list[Command], bytes]
+"""A node's commands, and the same encoded as they are sent."""
 
 
 class _Unreached:
@@ -93,6 +101,14 @@ class ClusterNodes:
         """Runs when a node's breaker closes again: invalidations may have been missed."""
         self._links: dict[str, NodeLink] = {}
         self._ready = False
+        self._routes: dict[str, tuple[int, bytes]] = {}
+        """``{redis key: (its slot, its GET encoded)}``, at most :data:`ROUTES_KEPT`."""
+        self._slot_links: dict[int, NodeLink] = {}
+        """The link of each slot as redis-py's slot map said when it was asked; forgotten
+        when that map is replaced (a refresh) or a command was redirected (a slot moved).
+        A slot that moved while remembered costs one redirect, never a wrong reply: the
+        old node answers ``MOVED``."""
+        self._slot_map: object = None
 
     async def route(self) -> None:
         """Learns the slot map once (redis-py keeps it current after redirects)."""
@@ -106,8 +122,31 @@ class ClusterNodes:
         await self._release_discovery_connections()
 
     def node_for(self, redis_key: str) -> str:
-        node = self.client.nodes_manager.get_node_from_slot(key_slot(redis_key.encode()))
-        return self.link(node).name
+        return self.slot_link(key_slot(redis_key.encode())).name
+
+    def route_get(self, redis_key: str) -> tuple[NodeLink, bytes]:
+        """The link serving ``redis_key`` and the ``GET`` of it, encoded."""
+        route = self._routes.get(redis_key)
+        if route is None:
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            name = redis_key.encode()
+            route = self._routes[redis_key] = (key_slot(name), pack([("GET", name)]))
+        slot, packed = route
+        link = self._slot_links.get(slot)
+        if link is None or self.client.nodes_manager.slots_cache is not self._slot_map:
+            link = self.slot_link(slot)
+        return link, packed
+
+    def slot_link(self, slot: int) -> NodeLink:
+        manager = self.client.nodes_manager
+        if manager.slots_cache is not self._slot_map:
+            self._slot_links.clear()
+            self._slot_map = manager.slots_cache
+        link = self._slot_links.get(slot)
+        if link is None:
+            link = self._slot_links[slot] = self.link(manager.get_node_from_slot(slot))
+        return link
 
     def link(self, node: ClusterNode) -> NodeLink:
         link = self._links.get(node.name)
@@ -130,10 +169,23 @@ class ClusterNodes:
         force: bool = False,
     ) -> dict[str, list[Any] | None]:
         """Each node's replies, or ``None`` for a node that failed or was skipped (its
+        name then goes to ``skipped``): see :meth:`run`."""
+        batches = {name: (commands, pack(commands)) for name, commands in by_node.items()}
+        return await self.run(batches, skipped, force)
+
+    async def run(
+        self,
+        batches: dict[str, Batch],
+        skipped: set[str] | None = None,
+        force: bool = False,
+    ) -> dict[str, list[Any] | None]:
+        """Each node's replies, or ``None`` for a node that failed or was skipped (its
         name then goes to ``skipped``). Every node's batch is written first, then the
         replies are read node by node: the nodes work at once, and the replies of the
         later ones wait in their sockets meanwhile (cheaper than a task per node).
-        Each node's write and its read run under a deadline of their own."""
+        Each node's read is bounded on its own (one deadline, started over for each
+        node), and so is its write when it has to wait (for a connection, at the cap or
+        to open one)."""
         skipped = set() if skipped is None else skipped
         replies: dict[str, list[Any] | None] = {}
         sent: list[tuple[NodeLink, list[Command], AbstractConnection]] = []
@@ -141,20 +193,30 @@ class ClusterNodes:
             # In one order everywhere: a call holding one node's connection while it
             # waits for another's (at the cap) never waits on a call that holds the other
             # and waits for this one.
-            for name in sorted(by_node):
-                commands = by_node[name]
+            for name in sorted(batches):
+                commands, packed = batches[name]
                 replies[name] = None
                 link = self._links[name]
                 if not self._allowed(link, skipped, force):
                     continue
                 try:
-                    async with Deadline(self._timeout_s):
-                        sent.append((link, commands, await link.stack.send(commands)))
+                    connection = await link.stack.send_now(packed)
+                    if connection is None:
+                        async with Deadline(self._timeout_s):
+                            connection = await link.stack.send(packed)
+                    sent.append((link, commands, connection))
                 except REDIS_FAILURES as error:
                     self._failed(link, error)
             while sent:
-                link, commands, connection = sent.pop(0)
-                replies[link.name] = await self._receive(link, commands, connection)
+                link = sent[0][0]
+                try:
+                    async with Deadline(self._timeout_s) as deadline:
+                        while sent:
+                            link, commands, connection = sent.pop(0)
+                            replies[link.name] = await self._receive(link, commands, connection)
+                            deadline.renew()
+                except TimeoutError as error:  # the deadline's: _receive takes the others
+                    self._failed(link, error)
         finally:
             for link, _, connection in sent:  # cancelled: the unread are out of step
                 await link.stack.abandon(connection)
@@ -196,18 +258,18 @@ class ClusterNodes:
     ) -> list[Any] | None:
         """The node's replies, or ``None`` when it fails (counted, and fed to its breaker:
         a failing node is skipped, the others are not). A connection the server closed
-        while idle fails here, not on the write: its batch is sent once more."""
+        while idle fails here, not on the write: its batch is sent once more. Runs under
+        the caller's deadline."""
         try:
-            async with Deadline(self._timeout_s):
-                try:
-                    replies = await link.stack.receive(connection, len(commands))
-                except RedisConnectionError:
-                    replies = await link.stack.execute_many(commands)
-                for index, reply in enumerate(replies):
-                    if isinstance(reply, ClusterDownError):
-                        raise reply
-                    if isinstance(reply, _REDIRECTS):
-                        replies[index] = await self._redirected(commands[index])
+            try:
+                replies = await link.stack.receive(connection, len(commands))
+            except RedisConnectionError:
+                replies = await link.stack.execute_many(commands)
+            for index, reply in enumerate(replies):
+                if isinstance(reply, ClusterDownError):
+                    raise reply
+                if isinstance(reply, _REDIRECTS):
+                    replies[index] = await self._redirected(commands[index])
         except REDIS_FAILURES as error:
             self._failed(link, error)
             return None
@@ -228,6 +290,7 @@ class ClusterNodes:
         if command[0] == "EVALSHA":
             command = ("EVAL", self._scripts[str(command[1])], *command[2:])
         self._counters.add("redis_redirects")
+        self._slot_links.clear()  # the slot may have moved: ask redis-py's map again
         try:
             return await self.client.execute_command(*command)
         except ResponseError as error:
@@ -262,19 +325,50 @@ class Plan:
 
     def __init__(self, nodes: ClusterNodes) -> None:
         self._nodes = nodes
-        self.by_node: dict[str, list[Command]] = {}
+        self._commands: dict[str, list[Command]] = {}
+        self._packed: dict[str, list[bytes]] = {}
         self._where: list[tuple[str, int]] = []
 
+    @property
+    def empty(self) -> bool:
+        return not self._where
+
     def add(self, redis_key: str, command: Command) -> None:
-        name = self._nodes.node_for(redis_key)
-        commands = self.by_node.setdefault(name, [])
+        self._put(self._nodes.node_for(redis_key), command, pack([command]))
+
+    def gets(self, redis_keys: Iterable[str]) -> None:
+        """``add(key, ("GET", key))`` for each of ``redis_keys``, with their routes
+        remembered, in one loop (a batch read's dozens of keys)."""
+        route_get = self._nodes.route_get
+        by_node, packed_by_node, where = self._commands, self._packed, self._where
+        for redis_key in redis_keys:
+            link, packed = route_get(redis_key)
+            name = link.name
+            commands = by_node.get(name)
+            if commands is None:
+                commands = by_node[name] = []
+                packed_by_node[name] = []
+            where.append((name, len(commands)))
+            commands.append(("GET", redis_key))
+            packed_by_node[name].append(packed)
+
+    def _put(self, name: str, command: Command, packed: bytes) -> None:
+        commands = self._commands.get(name)
+        if commands is None:
+            commands = self._commands[name] = []
+            self._packed[name] = []
         self._where.append((name, len(commands)))
         commands.append(command)
+        self._packed[name].append(packed)
 
     async def run(self) -> list[Any]:
         """Each command's reply in order: a value, an error reply, or :data:`UNREACHED`."""
         skipped: set[str] = set()
-        replies = await self._nodes.fan_out(self.by_node, skipped)
+        packed = self._packed
+        batches = {
+            name: (commands, b"".join(packed[name])) for name, commands in self._commands.items()
+        }
+        replies = await self._nodes.run(batches, skipped)
         await self._nodes.check_whole_outage(replies, skipped)
         out: list[Any] = []
         for name, index in self._where:

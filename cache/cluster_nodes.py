@@ -3,12 +3,13 @@ one round trip per node, a circuit breaker per node, redirects followed.
 
 Every node's batch is written first, then the replies are read node by node: the nodes
 work at once, and the replies of the later ones wait in their sockets meanwhile (cheaper
-than a task per node). Each node's write and its read run under a deadline of their own.
-A node that fails or times out is skipped, not the cluster; only when no master answers
-does a call raise, so the engine's own breaker handles a whole outage as on one Redis. A
-redirect (``MOVED`` during resharding, ``ASK`` while a slot migrates, ``TRYAGAIN``, or a
-``NOSCRIPT`` from a node that lost its scripts) sends that one command through redis-py's
-``RedisCluster``, which follows it and updates its slot map.
+than a task per node). The reads share one deadline (the nodes got their batches at
+once), a write that has to wait has its own. A node that fails or times out is skipped,
+not the cluster; only when no master answers does a call raise, so the engine's own
+breaker handles a whole outage as on one Redis. A redirect (``MOVED`` during resharding,
+``ASK`` while a slot migrates, ``TRYAGAIN``, or a ``NOSCRIPT`` from a node that lost its
+scripts) sends that one command through redis-py's ``RedisCluster``, which follows it and
+updates its slot map.
 """
 
 from __future__ import annotations
@@ -183,9 +184,11 @@ class ClusterNodes:
         name then goes to ``skipped``). Every node's batch is written first, then the
         replies are read node by node: the nodes work at once, and the replies of the
         later ones wait in their sockets meanwhile (cheaper than a task per node).
-        Each node's read is bounded on its own (one deadline, started over for each
-        node), and so is its write when it has to wait (for a connection, at the cap or
-        to open one)."""
+        The reads run under one deadline: every node got its batch at once, so each
+        has that long to answer, and a reply already here when it expires is still
+        taken (``Deadline``); after a node times out, the others are read under a new
+        one. A write has a deadline of its own when it has to wait (for a connection,
+        at the cap, or to open one)."""
         skipped = set() if skipped is None else skipped
         replies: dict[str, list[Any] | None] = {}
         sent: list[tuple[NodeLink, list[Command], AbstractConnection]] = []
@@ -210,12 +213,11 @@ class ClusterNodes:
             while sent:
                 link = sent[0][0]
                 try:
-                    async with Deadline(self._timeout_s) as deadline:
+                    async with Deadline(self._timeout_s):
                         while sent:
                             link, commands, connection = sent.pop(0)
                             replies[link.name] = await self._receive(link, commands, connection)
-                            deadline.renew()
-                except TimeoutError as error:  # the deadline's: _receive takes the others
+                except TimeoutError as error:  # the deadline's; _receive takes any other failure
                     self._failed(link, error)
         finally:
             for link, _, connection in sent:  # cancelled: the unread are out of step

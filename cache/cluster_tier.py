@@ -133,9 +133,9 @@ class ClusterTier:
     async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
         await self.nodes.route()
         plan = Plan(self.nodes)
-        entry_prefix = self.keys.entry_prefix
+        entry_prefix, tag_prefix = self.keys.entry_prefix, self.keys.tag_prefix
         plan.gets([entry_prefix + key for key in keys])
-        plan.gets([self.keys.tag(tag) for tag in tags])
+        plan.gets([tag_prefix + tag for tag in tags])
         replies = await plan.run()
         blobs = [reply if isinstance(reply, bytes) else None for reply in replies[: len(keys)]]
         versions, unreachable = await self._versions(tags, replies[len(keys) :], tag_ttl_ms)

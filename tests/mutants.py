@@ -361,6 +361,30 @@ MUTANTS: tuple[Mutant, ...] = (
             "::test_l1_serves_an_entry_only_to_a_reader_expecting_its_tags",
         ),
     ),
+    Mutant(
+        "cluster-slot-memo-kept-after-redirect",
+        "the cluster tier keeps its remembered node of a slot after a redirect: a slot that "
+        "moved is asked on its old node forever, every read paying a MOVED",
+        "cache/cluster_nodes.py",
+        "        self._slot_links.clear()  # the slot may have moved: ask redis-py's map again\n",
+        "",
+        ("tests/cache/test_cluster.py::test_moved_and_ask_are_followed_during_a_slot_migration",),
+    ),
+    Mutant(
+        "cluster-timeout-fails-the-nodes-after",
+        "a cluster node that times out also fails the nodes whose replies are read after "
+        "its own: one slow master costs the keys of the healthy ones",
+        "cache/cluster_nodes.py",
+        """                    self._failed(link, error)
+        finally:""",
+        """                    self._failed(link, error)
+                    break
+        finally:""",
+        (
+            "tests/cache/test_cluster.py"
+            "::test_a_slow_master_costs_its_keys_a_timeout_and_the_others_are_still_read",
+        ),
+    ),
 )
 
 

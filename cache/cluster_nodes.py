@@ -55,6 +55,9 @@ a batch's own time (docs/benchmarks.md)."""
 Batch = tuple[list[Command], bytes]
 """A node's commands, and the same encoded as they are sent."""
 
+Route = tuple[int, bytes, Command]
+"""A key's slot, its ``GET`` encoded, and that ``GET`` (sent again on a redirect)."""
+
 
 class _Unreached:
     """The reply of a command whose node was skipped or failed."""
@@ -102,8 +105,8 @@ class ClusterNodes:
         """Runs when a node's breaker closes again: invalidations may have been missed."""
         self._links: dict[str, NodeLink] = {}
         self._ready = False
-        self._routes: dict[str, tuple[int, bytes]] = {}
-        """``{redis key: (its slot, its GET encoded)}``, at most :data:`ROUTES_KEPT`."""
+        self._routes: dict[str, Route] = {}
+        """At most :data:`ROUTES_KEPT`."""
         self._slot_links: dict[int, NodeLink] = {}
         """The link of each slot as redis-py's slot map said when it was asked; forgotten
         when that map is replaced (a refresh) or a command was redirected (a slot moved).
@@ -125,19 +128,25 @@ class ClusterNodes:
     def node_for(self, redis_key: str) -> str:
         return self.slot_link(key_slot(redis_key.encode())).name
 
-    def route_get(self, redis_key: str) -> tuple[NodeLink, bytes]:
-        """The link serving ``redis_key`` and the ``GET`` of it, encoded."""
+    def route_get(self, redis_key: str) -> tuple[NodeLink, Route]:
+        """The link serving ``redis_key``, and its remembered route."""
         route = self._routes.get(redis_key)
         if route is None:
             if len(self._routes) >= ROUTES_KEPT:
                 self._routes.clear()
             name = redis_key.encode()
-            route = self._routes[redis_key] = (key_slot(name), pack([("GET", name)]))
-        slot, packed = route
-        link = self._slot_links.get(slot)
-        if link is None or self.client.nodes_manager.slots_cache is not self._slot_map:
-            link = self.slot_link(slot)
-        return link, packed
+            command = ("GET", redis_key)
+            route = self._routes[redis_key] = (key_slot(name), pack([("GET", name)]), command)
+        return self.slot_link(route[0]), route
+
+    def memos(self) -> tuple[dict[str, Route], dict[int, NodeLink]]:
+        """The remembered routes, and links of slots as redis-py's slot map says now (for
+        a loop over many keys that calls :meth:`route_get` only for what is missing)."""
+        manager = self.client.nodes_manager
+        if manager.slots_cache is not self._slot_map:
+            self._slot_links.clear()
+            self._slot_map = manager.slots_cache
+        return self._routes, self._slot_links
 
     def slot_link(self, slot: int) -> NodeLink:
         manager = self.client.nodes_manager
@@ -322,58 +331,77 @@ class ClusterNodes:
             await link.stack.close()
 
 
+class _NodeBatch:
+    """One node's share of a plan: its commands, encoded, and their places in the plan."""
+
+    __slots__ = ("commands", "packed", "positions")
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self.packed: list[bytes] = []
+        self.positions: list[int] = []
+
+
 class Plan:
     """Commands routed to their nodes, then run one round trip per node, in parallel."""
 
     def __init__(self, nodes: ClusterNodes) -> None:
         self._nodes = nodes
-        self._commands: dict[str, list[Command]] = {}
-        self._packed: dict[str, list[bytes]] = {}
-        self._where: list[tuple[str, int]] = []
+        self._by_node: dict[str, _NodeBatch] = {}
+        self._count = 0
 
     @property
     def empty(self) -> bool:
-        return not self._where
+        return not self._count
 
     def add(self, redis_key: str, command: Command) -> None:
-        self._put(self._nodes.node_for(redis_key), command, pack([command]))
+        batch = self._batch(self._nodes.node_for(redis_key))
+        batch.commands.append(command)
+        batch.packed.append(pack([command]))
+        batch.positions.append(self._count)
+        self._count += 1
 
     def gets(self, redis_keys: Iterable[str]) -> None:
-        """``add(key, ("GET", key))`` for each of ``redis_keys``, with their routes
-        remembered, in one loop (a batch read's dozens of keys)."""
+        """``add(key, ("GET", key))`` for each of ``redis_keys``, in one loop over their
+        remembered routes (a batch read's dozens of keys)."""
+        routes, slot_links = self._nodes.memos()
         route_get = self._nodes.route_get
-        by_node, packed_by_node, where = self._commands, self._packed, self._where
+        by_node = self._by_node
+        position = self._count
         for redis_key in redis_keys:
-            link, packed = route_get(redis_key)
-            name = link.name
-            commands = by_node.get(name)
-            if commands is None:
-                commands = by_node[name] = []
-                packed_by_node[name] = []
-            where.append((name, len(commands)))
-            commands.append(("GET", redis_key))
-            packed_by_node[name].append(packed)
+            route = routes.get(redis_key)
+            link = None if route is None else slot_links.get(route[0])
+            if link is None or route is None:
+                link, route = route_get(redis_key)
+            batch = by_node.get(link.name)
+            if batch is None:
+                batch = self._batch(link.name)
+            batch.commands.append(route[2])
+            batch.packed.append(route[1])
+            batch.positions.append(position)
+            position += 1
+        self._count = position
 
-    def _put(self, name: str, command: Command, packed: bytes) -> None:
-        commands = self._commands.get(name)
-        if commands is None:
-            commands = self._commands[name] = []
-            self._packed[name] = []
-        self._where.append((name, len(commands)))
-        commands.append(command)
-        self._packed[name].append(packed)
+    def _batch(self, name: str) -> _NodeBatch:
+        batch = self._by_node.get(name)
+        if batch is None:
+            batch = self._by_node[name] = _NodeBatch()
+        return batch
 
     async def run(self) -> list[Any]:
         """Each command's reply in order: a value, an error reply, or :data:`UNREACHED`."""
         skipped: set[str] = set()
-        packed = self._packed
+        by_node = self._by_node
         batches = {
-            name: (commands, b"".join(packed[name])) for name, commands in self._commands.items()
+            name: (batch.commands, b"".join(batch.packed)) for name, batch in by_node.items()
         }
         replies = await self._nodes.run(batches, skipped)
-        await self._nodes.check_whole_outage(replies, skipped)
-        out: list[Any] = []
-        for name, index in self._where:
+        if all(got is None for got in replies.values()):
+            await self._nodes.check_whole_outage(replies, skipped)
+        out: list[Any] = [UNREACHED] * self._count
+        for name, batch in by_node.items():
             got = replies[name]
-            out.append(UNREACHED if got is None else got[index])
+            if got is not None:
+                for position, reply in zip(batch.positions, got, strict=True):
+                    out[position] = reply
         return out

@@ -184,8 +184,15 @@ async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]
         data = await reader.read(_CHUNK) if count else b""
         pos = 0
         while True:
-            pos, missing = _parse_many(data, pos, count, replies, parse_error)
-            if len(replies) == count:
+            missing = 0
+            while len(replies) < count:
+                reply, end = _parse(data, pos, parse_error)
+                if reply is _INCOMPLETE:
+                    missing = end  # what the reply cut short lacks, when its header says
+                    break
+                replies.append(reply)
+                pos = end
+            else:
                 if pos != len(data):
                     raise InvalidResponse("more bytes than the replies expected")
                 return replies
@@ -212,44 +219,6 @@ class _Incomplete:
 
 
 _INCOMPLETE: Final = _Incomplete()
-
-
-def _parse_many(
-    data: bytes,
-    pos: int,
-    count: int,
-    replies: list[Any],
-    parse_error: Callable[[str], ResponseError],
-) -> tuple[int, int]:
-    """Appends to ``replies`` those complete in ``data`` from ``pos``, up to ``count``;
-    returns where the first incomplete one starts and how many more bytes it needs at
-    least (0 when unknown yet). A bulk string, the usual reply, is read here in the loop
-    rather than by a call to :func:`_parse` each (a batch has dozens)."""
-    size = len(data)
-    while len(replies) < count:
-        if pos < size and data[pos] == 36:  # $
-            eol = data.find(b"\r\n", pos)
-            if eol < 0:
-                return pos, 0
-            length = int(data[pos + 1 : eol])
-            if length < 0:
-                replies.append(None)
-                pos = eol + 2
-                continue
-            end = eol + 2 + length
-            if end + 2 > size:
-                return pos, end + 2 - size
-            if data[end : end + 2] != b"\r\n":
-                raise InvalidResponse("a bulk reply longer than announced")
-            replies.append(data[eol + 2 : end])
-            pos = end + 2
-            continue
-        reply, end = _parse(data, pos, parse_error)
-        if reply is _INCOMPLETE:
-            return pos, end
-        replies.append(reply)
-        pos = end
-    return pos, 0
 
 
 def _parse(data: bytes, pos: int, parse_error: Callable[[str], ResponseError]) -> tuple[Any, int]:

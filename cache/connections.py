@@ -182,6 +182,9 @@ async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]
     replies: list[Any] = []
     try:
         data = await reader.read(_CHUNK) if count else b""
+        whole = _bulk_replies(data, count)
+        if whole is not None:
+            return whole
         pos = 0
         while True:
             missing = 0
@@ -212,6 +215,37 @@ async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]
 
 
 _CHUNK: Final = 1 << 16
+
+
+def _bulk_replies(data: bytes, count: int) -> list[bytes | None] | None:
+    """``data`` read as exactly ``count`` bulk string or null replies (a batch of GETs
+    that arrived whole, the usual case), or ``None`` when it is anything else: split at
+    every CRLF in one C call, each header followed by a piece of exactly its length. A
+    value holding a CRLF of its own does not fit and is left to :func:`_parse`, as is
+    any other reply kind, a cut reply or more than ``count`` replies."""
+    parts = data.split(b"\r\n")
+    last = len(parts) - 1
+    if parts[last]:  # not ending at a reply's end
+        return None
+    replies: list[bytes | None] = []
+    index = 0
+    while index < last:
+        header = parts[index]
+        if header[:1] != b"$":
+            return None
+        size = int(header[1:])
+        if size < 0:
+            replies.append(None)
+            index += 1
+            continue
+        if index + 1 == last:  # the value's CRLF has not arrived yet
+            return None
+        value = parts[index + 1]
+        if len(value) != size:
+            return None
+        replies.append(value)
+        index += 2
+    return replies if len(replies) == count else None
 
 
 class _Incomplete:

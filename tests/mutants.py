@@ -371,6 +371,17 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/cache/test_cluster.py::test_moved_and_ask_are_followed_during_a_slot_migration",),
     ),
     Mutant(
+        "bulk-split-takes-a-cut-reply",
+        "a batch of GET replies split at CRLFs takes an empty value whose CRLF has not "
+        "arrived as whole: the CRLF left in the socket puts the connection out of step",
+        "cache/connections.py",
+        """        if index + 1 == last:  # the value's CRLF has not arrived yet
+            return None
+""",
+        "",
+        ("tests/cache/test_connections.py",),
+    ),
+    Mutant(
         "cluster-timeout-fails-the-nodes-after",
         "a cluster node that times out also fails the nodes whose replies are read after "
         "its own: one slow master costs the keys of the healthy ones",

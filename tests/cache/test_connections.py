@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from cache.connections import ConnectionStack, pack
+from cache.connections import ConnectionStack, _bulk_replies, pack
 from cache.redis_tier import build_client
 
 Commands = list[tuple[Any, ...]]
@@ -107,3 +107,21 @@ async def test_a_batch_sent_first_is_read_later(
     assert third is not fourth
     assert await stack.receive(fourth, 1) == [b"v"]
     assert await stack.receive(third, 1) == [b"y" * 300_000]
+
+
+@pytest.mark.parametrize(
+    ("data", "count", "expected"),
+    [
+        (b"$1\r\na\r\n$-1\r\n$0\r\n\r\n", 3, [b"a", None, b""]),
+        (b"$0\r\n", 1, None),  # an empty value whose CRLF is still on its way
+        (b"$3\r\nab", 1, None),  # cut
+        (b"$4\r\na\r\nb\r\n", 1, None),  # a value holding a CRLF: parsed the long way
+        (b"$1\r\na\r\n$1\r\nb\r\n", 1, None),  # more than asked: out of step
+        (b"$1\r\na\r\n-ERR no\r\n", 2, None),  # another reply kind
+        (b"$1\r\na\r\n", 2, None),  # not all here yet
+    ],
+)
+def test_a_batch_of_bulk_replies_is_split_only_when_it_is_exactly_that(
+    data: bytes, count: int, expected: list[bytes | None] | None
+) -> None:
+    assert _bulk_replies(data, count) == expected

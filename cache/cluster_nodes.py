@@ -3,13 +3,13 @@ one round trip per node, a circuit breaker per node, redirects followed.
 
 Every node's batch is written first, then the replies are read node by node: the nodes
 work at once, and the replies of the later ones wait in their sockets meanwhile (cheaper
-than a task per node). The reads share one deadline (the nodes got their batches at
-once), a write that has to wait has its own. A node that fails or times out is skipped,
-not the cluster; only when no master answers does a call raise, so the engine's own
-breaker handles a whole outage as on one Redis. A redirect (``MOVED`` during resharding,
-``ASK`` while a slot migrates, ``TRYAGAIN``, or a ``NOSCRIPT`` from a node that lost its
-scripts) sends that one command through redis-py's ``RedisCluster``, which follows it and
-updates its slot map.
+than a task per node). The reads run under one deadline renewed node by node, a write
+that has to wait under its own. A node that fails or times out is skipped, not the
+cluster; only when no master answers does a call raise, so the engine's own breaker
+handles a whole outage as on one Redis. A redirect (``MOVED`` during resharding, ``ASK``
+while a slot migrates, ``TRYAGAIN``, or a ``NOSCRIPT`` from a node that lost its scripts)
+sends that one command through redis-py's ``RedisCluster``, which follows it and updates
+its slot map.
 """
 
 from __future__ import annotations
@@ -48,9 +48,8 @@ Command = tuple[EncodableT, ...]
 _REDIRECTS: Final = (AskError, TryAgainError, NoScriptError)  # MovedError is an AskError
 
 ROUTES_KEPT: Final = 16_384
-"""Redis keys whose slot and encoded ``GET`` are remembered (a few MB at most): a batch
-read's keys come back request after request, and computing both again was a good part of
-a batch's own time (docs/benchmarks.md)."""
+"""Keys whose slot and encoded ``GET`` are remembered (a few MB at most): a batch's keys
+come back request after request, and computing both was 80 µs of a batch (benchmarks.md)."""
 
 Batch = tuple[list[Command], bytes]
 """A node's commands, and the same encoded as they are sent."""
@@ -105,13 +104,11 @@ class ClusterNodes:
         """Runs when a node's breaker closes again: invalidations may have been missed."""
         self._links: dict[str, NodeLink] = {}
         self._ready = False
-        self._routes: dict[str, Route] = {}
-        """At most :data:`ROUTES_KEPT`."""
+        self._routes: dict[str, Route] = {}  # at most ROUTES_KEPT
         self._slot_links: dict[int, NodeLink] = {}
-        """The link of each slot as redis-py's slot map said when it was asked; forgotten
-        when that map is replaced (a refresh) or a command was redirected (a slot moved).
-        A slot that moved while remembered costs one redirect, never a wrong reply: the
-        old node answers ``MOVED``."""
+        """Each slot's link as redis-py's map said; forgotten when that map is replaced or
+        a command was redirected. A slot that moved meanwhile costs one redirect, never a
+        wrong reply: the old node answers ``MOVED``."""
         self._slot_map: object = None
 
     async def route(self) -> None:
@@ -149,13 +146,11 @@ class ClusterNodes:
         return self._routes, self._slot_links
 
     def slot_link(self, slot: int) -> NodeLink:
-        manager = self.client.nodes_manager
-        if manager.slots_cache is not self._slot_map:
-            self._slot_links.clear()
-            self._slot_map = manager.slots_cache
-        link = self._slot_links.get(slot)
+        _, slot_links = self.memos()
+        link = slot_links.get(slot)
         if link is None:
-            link = self._slot_links[slot] = self.link(manager.get_node_from_slot(slot))
+            node = self.client.nodes_manager.get_node_from_slot(slot)
+            link = slot_links[slot] = self.link(node)
         return link
 
     def link(self, node: ClusterNode) -> NodeLink:
@@ -178,8 +173,7 @@ class ClusterNodes:
         skipped: set[str] | None = None,
         force: bool = False,
     ) -> dict[str, list[Any] | None]:
-        """Each node's replies, or ``None`` for a node that failed or was skipped (its
-        name then goes to ``skipped``): see :meth:`run`."""
+        """:meth:`run` for commands not encoded yet."""
         batches = {name: (commands, pack(commands)) for name, commands in by_node.items()}
         return await self.run(batches, skipped, force)
 
@@ -193,11 +187,10 @@ class ClusterNodes:
         name then goes to ``skipped``). Every node's batch is written first, then the
         replies are read node by node: the nodes work at once, and the replies of the
         later ones wait in their sockets meanwhile (cheaper than a task per node).
-        The reads run under one deadline: every node got its batch at once, so each
-        has that long to answer, and a reply already here when it expires is still
-        taken (``Deadline``); after a node times out, the others are read under a new
-        one. A write has a deadline of its own when it has to wait (for a connection,
-        at the cap, or to open one)."""
+        Each node's read is bounded from when it starts (one deadline, renewed for
+        each node: a server starved of CPU on a busy host gets its own time, as the
+        first one does); a reply already here when it expires is still taken. A write
+        has a deadline of its own when it has to wait (a connection to free or open)."""
         skipped = set() if skipped is None else skipped
         replies: dict[str, list[Any] | None] = {}
         sent: list[tuple[NodeLink, list[Command], AbstractConnection]] = []
@@ -222,10 +215,12 @@ class ClusterNodes:
             while sent:
                 link = sent[0][0]
                 try:
-                    async with Deadline(self._timeout_s):
+                    async with Deadline(self._timeout_s) as deadline:
                         while sent:
                             link, commands, connection = sent.pop(0)
                             replies[link.name] = await self._receive(link, commands, connection)
+                            if sent:
+                                deadline.renew()
                 except TimeoutError as error:  # the deadline's; _receive takes any other failure
                     self._failed(link, error)
         finally:
@@ -373,9 +368,7 @@ class Plan:
             link = None if route is None else slot_links.get(route[0])
             if link is None or route is None:
                 link, route = route_get(redis_key)
-            batch = by_node.get(link.name)
-            if batch is None:
-                batch = self._batch(link.name)
+            batch = by_node.get(link.name) or self._batch(link.name)
             batch.commands.append(route[2])
             batch.packed.append(route[1])
             batch.positions.append(position)

@@ -67,6 +67,8 @@ class ConnectionStack:
         await self._slots.acquire()
         connection = self._idle.pop() if self._idle else self._make()
         try:
+            if _closed_while_idle(connection):
+                await connection.disconnect(nowait=True)  # opened again below
             try:
                 await connection.send_packed_command(packed, check_health=False)
             except RedisConnectionError:
@@ -81,15 +83,17 @@ class ConnectionStack:
         to its transport, which writes what the socket does not take at once as soon as
         it can (the replies, awaited next under the caller's deadline, need them there
         anyway). ``None`` when it would wait (at the cap, or a connection to open): the
-        caller then awaits :meth:`send` under its deadline. A socket the server closed
-        fails when its replies are read, as with :meth:`send`."""
+        caller then awaits :meth:`send` under its deadline, as when the server closed the
+        connection while idle (:meth:`send` opens it again). One closed later fails when
+        its replies are read, as with :meth:`send`."""
         idle = self._idle
-        if self._slots.locked() or not idle or not idle[-1].is_connected:
+        if self._slots.locked() or not idle:
+            return None
+        writer = idle[-1]._writer
+        if writer is None or _closed_while_idle(idle[-1]):
             return None
         await self._slots.acquire()  # free: returns without waiting
         connection = idle.pop()
-        writer = connection._writer
-        assert writer is not None  # is_connected
         try:
             writer.write(packed)
         except BaseException:
@@ -141,6 +145,12 @@ class ConnectionStack:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.disconnect()
+
+
+def _closed_while_idle(connection: AbstractConnection) -> bool:
+    """The server ended or reset the stream while the connection sat on the stack."""
+    reader = connection._reader
+    return reader is not None and (reader.at_eof() or reader.exception() is not None)
 
 
 def pack(commands: Sequence[tuple[EncodableT, ...]]) -> bytes:
@@ -205,7 +215,7 @@ async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]
             if not more:
                 raise RedisConnectionError("Redis closed the connection mid-reply")
             data += more
-    except asyncio.IncompleteReadError as error:
+    except (asyncio.IncompleteReadError, ConnectionError) as error:  # the builtin: a reset
         await connection.disconnect(nowait=True)
         raise RedisConnectionError("Redis closed the connection mid-reply") from error
     except BaseException:

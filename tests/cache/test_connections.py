@@ -3,6 +3,7 @@ every reply kind its commands get, replies cut across reads, and what redis-py r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,3 +126,16 @@ def test_a_batch_of_bulk_replies_is_split_only_when_it_is_exactly_that(
     data: bytes, count: int, expected: list[bytes | None] | None
 ) -> None:
     assert _bulk_replies(data, count) == expected
+
+
+async def test_a_connection_closed_while_idle_is_not_written_to_at_once(
+    stack_and_client: tuple[ConnectionStack, aioredis.Redis],
+) -> None:
+    stack, client = stack_and_client
+    connection = await stack.send(pack([("CLIENT", "ID")]))
+    (client_id,) = await stack.receive(connection, 1)
+    await client.client_kill_filter(_id=client_id)
+    await asyncio.sleep(0.05)  # the loop sees the close
+    assert await stack.send_now(pack([("PING",)])) is None  # send() opens it again
+    reopened = await stack.send(pack([("PING",)]))
+    assert await stack.receive(reopened, 1) == [b"PONG"]

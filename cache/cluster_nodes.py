@@ -3,18 +3,19 @@ one round trip per node, a circuit breaker per node, redirects followed.
 
 Every node's batch is written first, then the replies are read node by node: the nodes
 work at once, and the replies of the later ones wait in their sockets meanwhile (cheaper
-than a task per node). Each node's write and its read run under a deadline of their own.
-A node that fails or times out is skipped, not the cluster; only when no master answers
-does a call raise, so the engine's own breaker handles a whole outage as on one Redis. A
-redirect (``MOVED`` during resharding, ``ASK`` while a slot migrates, ``TRYAGAIN``, or a
-``NOSCRIPT`` from a node that lost its scripts) sends that one command through redis-py's
-``RedisCluster``, which follows it and updates its slot map.
+than a task per node). The reads run under one deadline renewed node by node, a write
+that has to wait under its own. A node that fails or times out is skipped, not the
+cluster; only when no master answers does a call raise, so the engine's own breaker
+handles a whole outage as on one Redis. A redirect (``MOVED`` during resharding, ``ASK``
+while a slot migrates, ``TRYAGAIN``, or a ``NOSCRIPT`` from a node that lost its scripts)
+sends that one command through redis-py's ``RedisCluster``, which follows it and updates
+its slot map.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -35,7 +36,7 @@ from redis.typing import EncodableT
 
 from cache.breaker import BreakerState, CircuitBreaker
 from cache.config import CacheConfig
-from cache.connections import ConnectionStack
+from cache.connections import ConnectionStack, pack
 from cache.counters import Counters
 from cache.deadline import Deadline
 from cache.health import REDIS_FAILURES
@@ -45,6 +46,16 @@ logger = logging.getLogger(__name__)
 Command = tuple[EncodableT, ...]
 
 _REDIRECTS: Final = (AskError, TryAgainError, NoScriptError)  # MovedError is an AskError
+
+ROUTES_KEPT: Final = 16_384
+"""Keys whose slot and encoded ``GET`` are remembered (a few MB at most): a batch's keys
+come back request after request, and computing both was 80 µs of a batch (benchmarks.md)."""
+
+Batch = tuple[list[Command], bytes]
+"""A node's commands, and the same encoded as they are sent."""
+
+Route = tuple[int, bytes, Command]
+"""A key's slot, its ``GET`` encoded, and that ``GET`` (sent again on a redirect)."""
 
 
 class _Unreached:
@@ -93,6 +104,12 @@ class ClusterNodes:
         """Runs when a node's breaker closes again: invalidations may have been missed."""
         self._links: dict[str, NodeLink] = {}
         self._ready = False
+        self._routes: dict[str, Route] = {}  # at most ROUTES_KEPT
+        self._slot_links: dict[int, NodeLink] = {}
+        """Each slot's link as redis-py's map said; forgotten when that map is replaced or
+        a command was redirected. A slot that moved meanwhile costs one redirect, never a
+        wrong reply: the old node answers ``MOVED``."""
+        self._slot_map: object = None
 
     async def route(self) -> None:
         """Learns the slot map once (redis-py keeps it current after redirects)."""
@@ -106,8 +123,35 @@ class ClusterNodes:
         await self._release_discovery_connections()
 
     def node_for(self, redis_key: str) -> str:
-        node = self.client.nodes_manager.get_node_from_slot(key_slot(redis_key.encode()))
-        return self.link(node).name
+        return self.slot_link(key_slot(redis_key.encode())).name
+
+    def route_get(self, redis_key: str) -> tuple[NodeLink, Route]:
+        """The link serving ``redis_key``, and its remembered route."""
+        route = self._routes.get(redis_key)
+        if route is None:
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            name = redis_key.encode()
+            command = ("GET", redis_key)
+            route = self._routes[redis_key] = (key_slot(name), pack([("GET", name)]), command)
+        return self.slot_link(route[0]), route
+
+    def memos(self) -> tuple[dict[str, Route], dict[int, NodeLink]]:
+        """The remembered routes, and links of slots as redis-py's slot map says now (for
+        a loop over many keys that calls :meth:`route_get` only for what is missing)."""
+        manager = self.client.nodes_manager
+        if manager.slots_cache is not self._slot_map:
+            self._slot_links.clear()
+            self._slot_map = manager.slots_cache
+        return self._routes, self._slot_links
+
+    def slot_link(self, slot: int) -> NodeLink:
+        _, slot_links = self.memos()
+        link = slot_links.get(slot)
+        if link is None:
+            node = self.client.nodes_manager.get_node_from_slot(slot)
+            link = slot_links[slot] = self.link(node)
+        return link
 
     def link(self, node: ClusterNode) -> NodeLink:
         link = self._links.get(node.name)
@@ -129,11 +173,24 @@ class ClusterNodes:
         skipped: set[str] | None = None,
         force: bool = False,
     ) -> dict[str, list[Any] | None]:
+        """:meth:`run` for commands not encoded yet."""
+        batches = {name: (commands, pack(commands)) for name, commands in by_node.items()}
+        return await self.run(batches, skipped, force)
+
+    async def run(
+        self,
+        batches: dict[str, Batch],
+        skipped: set[str] | None = None,
+        force: bool = False,
+    ) -> dict[str, list[Any] | None]:
         """Each node's replies, or ``None`` for a node that failed or was skipped (its
         name then goes to ``skipped``). Every node's batch is written first, then the
         replies are read node by node: the nodes work at once, and the replies of the
         later ones wait in their sockets meanwhile (cheaper than a task per node).
-        Each node's write and its read run under a deadline of their own."""
+        Each node's read is bounded from when it starts (one deadline, renewed for
+        each node: a server starved of CPU on a busy host gets its own time, as the
+        first one does); a reply already here when it expires is still taken. A write
+        has a deadline of its own when it has to wait (a connection to free or open)."""
         skipped = set() if skipped is None else skipped
         replies: dict[str, list[Any] | None] = {}
         sent: list[tuple[NodeLink, list[Command], AbstractConnection]] = []
@@ -141,20 +198,31 @@ class ClusterNodes:
             # In one order everywhere: a call holding one node's connection while it
             # waits for another's (at the cap) never waits on a call that holds the other
             # and waits for this one.
-            for name in sorted(by_node):
-                commands = by_node[name]
+            for name in sorted(batches):
+                commands, packed = batches[name]
                 replies[name] = None
                 link = self._links[name]
                 if not self._allowed(link, skipped, force):
                     continue
                 try:
-                    async with Deadline(self._timeout_s):
-                        sent.append((link, commands, await link.stack.send(commands)))
+                    connection = await link.stack.send_now(packed)
+                    if connection is None:
+                        async with Deadline(self._timeout_s):
+                            connection = await link.stack.send(packed)
+                    sent.append((link, commands, connection))
                 except REDIS_FAILURES as error:
                     self._failed(link, error)
             while sent:
-                link, commands, connection = sent.pop(0)
-                replies[link.name] = await self._receive(link, commands, connection)
+                link = sent[0][0]
+                try:
+                    async with Deadline(self._timeout_s) as deadline:
+                        while sent:
+                            link, commands, connection = sent.pop(0)
+                            replies[link.name] = await self._receive(link, commands, connection)
+                            if sent:
+                                deadline.renew()
+                except TimeoutError as error:  # the deadline's; _receive takes any other failure
+                    self._failed(link, error)
         finally:
             for link, _, connection in sent:  # cancelled: the unread are out of step
                 await link.stack.abandon(connection)
@@ -196,18 +264,18 @@ class ClusterNodes:
     ) -> list[Any] | None:
         """The node's replies, or ``None`` when it fails (counted, and fed to its breaker:
         a failing node is skipped, the others are not). A connection the server closed
-        while idle fails here, not on the write: its batch is sent once more."""
+        while idle fails here, not on the write: its batch is sent once more. Runs under
+        the caller's deadline."""
         try:
-            async with Deadline(self._timeout_s):
-                try:
-                    replies = await link.stack.receive(connection, len(commands))
-                except RedisConnectionError:
-                    replies = await link.stack.execute_many(commands)
-                for index, reply in enumerate(replies):
-                    if isinstance(reply, ClusterDownError):
-                        raise reply
-                    if isinstance(reply, _REDIRECTS):
-                        replies[index] = await self._redirected(commands[index])
+            try:
+                replies = await link.stack.receive(connection, len(commands))
+            except RedisConnectionError:
+                replies = await link.stack.execute_many(commands)
+            for index, reply in enumerate(replies):
+                if isinstance(reply, ClusterDownError):
+                    raise reply
+                if isinstance(reply, _REDIRECTS):
+                    replies[index] = await self._redirected(commands[index])
         except REDIS_FAILURES as error:
             self._failed(link, error)
             return None
@@ -228,6 +296,7 @@ class ClusterNodes:
         if command[0] == "EVALSHA":
             command = ("EVAL", self._scripts[str(command[1])], *command[2:])
         self._counters.add("redis_redirects")
+        self._slot_links.clear()  # the slot may have moved: ask redis-py's map again
         try:
             return await self.client.execute_command(*command)
         except ResponseError as error:
@@ -257,27 +326,75 @@ class ClusterNodes:
             await link.stack.close()
 
 
+class _NodeBatch:
+    """One node's share of a plan: its commands, encoded, and their places in the plan."""
+
+    __slots__ = ("commands", "packed", "positions")
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self.packed: list[bytes] = []
+        self.positions: list[int] = []
+
+
 class Plan:
     """Commands routed to their nodes, then run one round trip per node, in parallel."""
 
     def __init__(self, nodes: ClusterNodes) -> None:
         self._nodes = nodes
-        self.by_node: dict[str, list[Command]] = {}
-        self._where: list[tuple[str, int]] = []
+        self._by_node: dict[str, _NodeBatch] = {}
+        self._count = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self._count
 
     def add(self, redis_key: str, command: Command) -> None:
-        name = self._nodes.node_for(redis_key)
-        commands = self.by_node.setdefault(name, [])
-        self._where.append((name, len(commands)))
-        commands.append(command)
+        batch = self._batch(self._nodes.node_for(redis_key))
+        batch.commands.append(command)
+        batch.packed.append(pack([command]))
+        batch.positions.append(self._count)
+        self._count += 1
+
+    def gets(self, redis_keys: Iterable[str]) -> None:
+        """``add(key, ("GET", key))`` for each of ``redis_keys``, in one loop over their
+        remembered routes (a batch read's dozens of keys)."""
+        routes, slot_links = self._nodes.memos()
+        route_get = self._nodes.route_get
+        by_node = self._by_node
+        position = self._count
+        for redis_key in redis_keys:
+            route = routes.get(redis_key)
+            link = None if route is None else slot_links.get(route[0])
+            if link is None or route is None:
+                link, route = route_get(redis_key)
+            batch = by_node.get(link.name) or self._batch(link.name)
+            batch.commands.append(route[2])
+            batch.packed.append(route[1])
+            batch.positions.append(position)
+            position += 1
+        self._count = position
+
+    def _batch(self, name: str) -> _NodeBatch:
+        batch = self._by_node.get(name)
+        if batch is None:
+            batch = self._by_node[name] = _NodeBatch()
+        return batch
 
     async def run(self) -> list[Any]:
         """Each command's reply in order: a value, an error reply, or :data:`UNREACHED`."""
         skipped: set[str] = set()
-        replies = await self._nodes.fan_out(self.by_node, skipped)
-        await self._nodes.check_whole_outage(replies, skipped)
-        out: list[Any] = []
-        for name, index in self._where:
+        by_node = self._by_node
+        batches = {
+            name: (batch.commands, b"".join(batch.packed)) for name, batch in by_node.items()
+        }
+        replies = await self._nodes.run(batches, skipped)
+        if all(got is None for got in replies.values()):
+            await self._nodes.check_whole_outage(replies, skipped)
+        out: list[Any] = [UNREACHED] * self._count
+        for name, batch in by_node.items():
             got = replies[name]
-            out.append(UNREACHED if got is None else got[index])
+            if got is not None:
+                for position, reply in zip(batch.positions, got, strict=True):
+                    out[position] = reply
         return out

@@ -133,13 +133,9 @@ class ClusterTier:
     async def read(self, keys: Sequence[str], tags: Sequence[str], tag_ttl_ms: int) -> ReadResult:
         await self.nodes.route()
         plan = Plan(self.nodes)
-        entry_prefix = self.keys.entry_prefix
-        for key in keys:
-            name = entry_prefix + key
-            plan.add(name, ("GET", name))
-        tag_names = [self.keys.tag(tag) for tag in tags]
-        for name in tag_names:
-            plan.add(name, ("GET", name))
+        entry_prefix, tag_prefix = self.keys.entry_prefix, self.keys.tag_prefix
+        plan.gets([entry_prefix + key for key in keys])
+        plan.gets([tag_prefix + tag for tag in tags])
         replies = await plan.run()
         blobs = [reply if isinstance(reply, bytes) else None for reply in replies[: len(keys)]]
         versions, unreachable = await self._versions(tags, replies[len(keys) :], tag_ttl_ms)
@@ -179,8 +175,7 @@ class ClusterTier:
         round trips: the tags are known only once the blob is read."""
         await self.nodes.route()
         plan = Plan(self.nodes)
-        name = self.keys.entry(key)
-        plan.add(name, ("GET", name))
+        plan.gets([self.keys.entry(key)])
         (blob,) = await plan.run()
         if not isinstance(blob, bytes):
             return None, []
@@ -188,9 +183,7 @@ class ClusterTier:
         if not tags:
             return blob, []
         plan = Plan(self.nodes)
-        for tag in tags:
-            tag_name = self.keys.tag(tag)
-            plan.add(tag_name, ("GET", tag_name))
+        plan.gets([self.keys.tag(tag) for tag in tags])
         versions, unreachable = await self._versions(tags, await plan.run(), tag_ttl_ms)
         if unreachable:
             return None, []
@@ -205,9 +198,7 @@ class ClusterTier:
         which no reader accepts (reads compare it with the current one)."""
         await self.nodes.route()
         plan = Plan(self.nodes)
-        for tag in tags:
-            name = self.keys.tag(tag)
-            plan.add(name, ("GET", name))
+        plan.gets([self.keys.tag(tag) for tag in tags])
         current = [
             isinstance(reply, bytes) and reply.isdigit() and int(reply) == expected
             for reply, expected in zip(await plan.run(), versions, strict=True)
@@ -216,7 +207,7 @@ class ClusterTier:
         for item in items:
             if all(current[index] for index in item.tag_indexes):
                 plan.add(item.redis_key, ("SET", item.redis_key, item.blob, "PX", item.ttl_ms))
-        if not plan.by_node:
+        if plan.empty:
             return 0
         replies = await plan.run()
         return sum(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,20 +58,46 @@ class ConnectionStack:
         :meth:`execute`."""
         return await self._exchange(_round_trips, commands)
 
-    async def send(self, commands: Sequence[tuple[EncodableT, ...]]) -> AbstractConnection:
+    async def send(self, packed: bytes) -> AbstractConnection:
         """The first half of :meth:`execute_many`: takes a connection and writes
-        ``commands`` on it, so several nodes' batches can be in flight before any reply is
-        read (no task per node). The caller must pass the connection to :meth:`receive`,
-        or to :meth:`abandon`. Retried once on a connection error, like :meth:`execute`."""
+        ``packed`` (commands encoded by :func:`pack`) on it, so several nodes' batches can
+        be in flight before any reply is read (no task per node). The caller must pass
+        the connection to :meth:`receive`, or to :meth:`abandon`. Retried once on a
+        connection error, like :meth:`execute`."""
         await self._slots.acquire()
         connection = self._idle.pop() if self._idle else self._make()
-        packed = pack(commands)
         try:
+            if _closed_while_idle(connection):
+                await connection.disconnect(nowait=True)  # opened again below
             try:
                 await connection.send_packed_command(packed, check_health=False)
             except RedisConnectionError:
                 await connection.send_packed_command(packed, check_health=False)
         except BaseException:
+            await self._put_back(connection)
+            raise
+        return connection
+
+    async def send_now(self, packed: bytes) -> AbstractConnection | None:
+        """:meth:`send` when it cannot wait: a connection is free and open. The bytes go
+        to its transport, which writes what the socket does not take at once as soon as
+        it can (the replies, awaited next under the caller's deadline, need them there
+        anyway). ``None`` when it would wait (at the cap, or a connection to open): the
+        caller then awaits :meth:`send` under its deadline, as when the server closed the
+        connection while idle (:meth:`send` opens it again). One closed later fails when
+        its replies are read, as with :meth:`send`."""
+        idle = self._idle
+        if self._slots.locked() or not idle:
+            return None
+        writer = idle[-1]._writer
+        if writer is None or _closed_while_idle(idle[-1]):
+            return None
+        await self._slots.acquire()  # free: returns without waiting
+        connection = idle.pop()
+        try:
+            writer.write(packed)
+        except BaseException:
+            await connection.disconnect(nowait=True)
             await self._put_back(connection)
             raise
         return connection
@@ -121,6 +147,12 @@ class ConnectionStack:
             await connection.disconnect()
 
 
+def _closed_while_idle(connection: AbstractConnection) -> bool:
+    """The server ended or reset the stream while the connection sat on the stack."""
+    reader = connection._reader
+    return reader is not None and (reader.at_eof() or reader.exception() is not None)
+
+
 def pack(commands: Sequence[tuple[EncodableT, ...]]) -> bytes:
     """The RESP encoding of ``commands`` (str, bytes and int arguments): what redis-py's
     ``pack_commands`` writes, at a fraction of its cost for the many small commands of a
@@ -149,49 +181,131 @@ async def _round_trips(
 
 
 async def _read_replies(connection: AbstractConnection, count: int) -> list[Any]:
+    """``count`` replies, read in as few steps as they arrive in: whatever the socket holds
+    is taken at once and parsed in a loop, with no await per reply (figures in
+    docs/benchmarks.md). Nothing else is ever in flight on these connections, so a byte
+    past the last reply means the connection is out of step."""
     reader = connection._reader
     if reader is None:
         raise RedisConnectionError("connection closed before its replies were read")
+    parse_error = connection._parser.parse_error
     replies: list[Any] = []
     try:
-        for _ in range(count):
-            replies.append(await _read_reply(reader, connection._parser.parse_error))
+        data = await reader.read(_CHUNK) if count else b""
+        whole = _bulk_replies(data, count)
+        if whole is not None:
+            return whole
+        pos = 0
+        while True:
+            missing = 0
+            while len(replies) < count:
+                reply, end = _parse(data, pos, parse_error)
+                if reply is _INCOMPLETE:
+                    missing = end  # what the reply cut short lacks, when its header says
+                    break
+                replies.append(reply)
+                pos = end
+            else:
+                if pos != len(data):
+                    raise InvalidResponse("more bytes than the replies expected")
+                return replies
+            data = data[pos:]
+            pos = 0
+            more = await reader.readexactly(missing) if missing else await reader.read(_CHUNK)
+            if not more:
+                raise RedisConnectionError("Redis closed the connection mid-reply")
+            data += more
+    except (asyncio.IncompleteReadError, ConnectionError) as error:  # the builtin: a reset
+        await connection.disconnect(nowait=True)
+        raise RedisConnectionError("Redis closed the connection mid-reply") from error
     except BaseException:
         # A reply read in part leaves the connection out of step: as redis-py does.
         await connection.disconnect(nowait=True)
         raise
-    return replies
 
 
-async def _read_reply(
-    reader: asyncio.StreamReader, parse_error: Callable[[str], ResponseError]
-) -> Any:
-    """One RESP2/RESP3 reply of the kinds the cluster tier's commands get (bulk and simple
-    strings, nulls, integers, arrays of them); an error reply is returned as its redis-py
-    exception (``MOVED`` as ``MovedError``, ...). A batch of many small replies is where
-    redis-py's general parser costs most (figures in docs/benchmarks.md)."""
-    try:
-        line = await reader.readuntil(b"\r\n")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"$":
-            size = int(rest)
-            return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
-        if kind == b"_":
+_CHUNK: Final = 1 << 16
+
+
+def _bulk_replies(data: bytes, count: int) -> list[bytes | None] | None:
+    """``data`` read as exactly ``count`` bulk string or null replies (a batch of GETs
+    that arrived whole, the usual case), or ``None`` when it is anything else: split at
+    every CRLF in one C call, each header followed by a piece of exactly its length. A
+    value holding a CRLF of its own does not fit and is left to :func:`_parse`, as is
+    any other reply kind, a cut reply or more than ``count`` replies."""
+    parts = data.split(b"\r\n")
+    last = len(parts) - 1
+    if parts[last]:  # not ending at a reply's end
+        return None
+    replies: list[bytes | None] = []
+    index = 0
+    while index < last:
+        header = parts[index]
+        if header[:1] != b"$":
             return None
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return parse_error(rest.decode(errors="replace"))
-        if kind == b"*":
-            size = int(rest)
-            return (
-                None if size < 0 else [await _read_reply(reader, parse_error) for _ in range(size)]
-            )
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
-        raise RedisConnectionError("Redis closed the connection mid-reply") from error
-    raise InvalidResponse(f"unexpected reply {line[:32]!r}")
+        size = int(header[1:])
+        if size < 0:
+            replies.append(None)
+            index += 1
+            continue
+        if index + 1 == last:  # the value's CRLF has not arrived yet
+            return None
+        value = parts[index + 1]
+        if len(value) != size:
+            return None
+        replies.append(value)
+        index += 2
+    return replies if len(replies) == count else None
+
+
+class _Incomplete:
+    """The marker of a reply whose bytes have not all arrived."""
+
+
+_INCOMPLETE: Final = _Incomplete()
+
+
+def _parse(data: bytes, pos: int, parse_error: Callable[[str], ResponseError]) -> tuple[Any, int]:
+    """The reply at ``pos`` and where it ends, or :data:`_INCOMPLETE` and how many more
+    bytes it needs at least (0 when unknown yet). Of the kinds the cluster tier's commands
+    get: bulk and simple strings, nulls, integers, arrays of them; an error reply is
+    returned as its redis-py exception (``MOVED`` as ``MovedError``, ...)."""
+    eol = data.find(b"\r\n", pos)
+    if eol < 0:
+        return _INCOMPLETE, 0
+    kind = data[pos]
+    if kind == 36:  # $
+        size = int(data[pos + 1 : eol])
+        if size < 0:
+            return None, eol + 2
+        start = eol + 2
+        end = start + size
+        if end + 2 > len(data):
+            return _INCOMPLETE, end + 2 - len(data)
+        if data[end : end + 2] != b"\r\n":
+            raise InvalidResponse("a bulk reply longer than announced")
+        return data[start:end], end + 2
+    if kind == 58:  # :
+        return int(data[pos + 1 : eol]), eol + 2
+    if kind == 95:  # _ (RESP3 null)
+        return None, eol + 2
+    if kind == 43:  # +
+        return data[pos + 1 : eol], eol + 2
+    if kind == 45:  # -
+        return parse_error(data[pos + 1 : eol].decode(errors="replace")), eol + 2
+    if kind == 42:  # *
+        size = int(data[pos + 1 : eol])
+        if size < 0:
+            return None, eol + 2
+        items: list[Any] = []
+        end = eol + 2
+        for _ in range(size):
+            item, end = _parse(data, end, parse_error)
+            if item is _INCOMPLETE:
+                return _INCOMPLETE, 0  # parsed again whole once more has arrived
+            items.append(item)
+        return items, end
+    raise InvalidResponse(f"unexpected reply {data[pos : pos + 32]!r}")
 
 
 async def _round_trip(connection: AbstractConnection, args: tuple[EncodableT, ...]) -> Any:

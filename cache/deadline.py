@@ -28,8 +28,19 @@ class Deadline:
         self._timeout = asyncio.timeout(None)
         self._handle: asyncio.TimerHandle | None = None
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> Deadline:
         await self._timeout.__aenter__()
+        loop = asyncio.get_running_loop()
+        self._handle = loop.call_at(loop.time() + self._seconds, self._expire)
+        return self
+
+    def renew(self) -> None:
+        """Starts the deadline over from now, for the next wait of a series (each bounded
+        on its own, for the price of one deadline). Also takes back an expiry noticed
+        while the reply it was waiting for had already arrived."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._timeout.reschedule(None)
         loop = asyncio.get_running_loop()
         self._handle = loop.call_at(loop.time() + self._seconds, self._expire)
 

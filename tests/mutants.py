@@ -453,6 +453,41 @@ MUTANTS: tuple[Mutant, ...] = (
         "request.method, media_type, None, source[0], source[1])\n        replay",
         ("tests/web/test_replays.py::test_revalidations_are_replayed_with_their_own_answer",),
     ),
+    Mutant(
+        "cluster-slot-memo-kept-after-redirect",
+        "the cluster tier keeps its remembered node of a slot after a redirect: a slot that "
+        "moved is asked on its old node forever, every read paying a MOVED",
+        "cache/cluster_nodes.py",
+        "        self._slot_links.clear()  # the slot may have moved: ask redis-py's map again\n",
+        "",
+        ("tests/cache/test_cluster.py::test_moved_and_ask_are_followed_during_a_slot_migration",),
+    ),
+    Mutant(
+        "bulk-split-takes-a-cut-reply",
+        "a batch of GET replies split at CRLFs takes an empty value whose CRLF has not "
+        "arrived as whole: the CRLF left in the socket puts the connection out of step",
+        "cache/connections.py",
+        """        if index + 1 == last:  # the value's CRLF has not arrived yet
+            return None
+""",
+        "",
+        ("tests/cache/test_connections.py",),
+    ),
+    Mutant(
+        "cluster-timeout-fails-the-nodes-after",
+        "a cluster node that times out also fails the nodes whose replies are read after "
+        "its own: one slow master costs the keys of the healthy ones",
+        "cache/cluster_nodes.py",
+        """                    self._failed(link, error)
+        finally:""",
+        """                    self._failed(link, error)
+                    break
+        finally:""",
+        (
+            "tests/cache/test_cluster.py"
+            "::test_a_slow_master_costs_its_keys_a_timeout_and_the_others_are_still_read",
+        ),
+    ),
 )
 
 

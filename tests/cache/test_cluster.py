@@ -148,6 +148,44 @@ async def test_a_master_down_costs_its_keys_not_a_request(
     assert reader.stats["node_breaker_closed"] >= 1
 
 
+async def test_a_slow_master_costs_its_keys_a_timeout_and_the_others_are_still_read(
+    on_cluster: MakeCache, cluster: RedisClusterServers, key_prefix: str
+) -> None:
+    """The nodes' replies are read one after the other under one deadline: a node that
+    does not answer in time fails alone, and the nodes read after it still serve."""
+    source = Source({f"k{i}": f"v{i}" for i in range(30)})
+    cache = await on_cluster(l1_max_entries=0, **FAST_FAULTS)
+    await cache.get_many_or_load(list(source.data), source.load, tags=own_tag)
+    keys = KeySpace(key_prefix)
+    keys.spread_over_slots()
+    star = cluster.master_of(keys.tag("*"))  # every entry needs it: keep it answering
+    # Replies are read in the order of the nodes' names: the first one not holding "*"
+    # is read before at least one other.
+    slow = min((node for node in cluster.nodes if node is not star), key=lambda n: n.url)
+    served = [
+        key
+        for key in source.data
+        if slow not in (cluster.master_of(keys.entry(key)), cluster.master_of(keys.tag(key)))
+    ]
+    assert served
+    assert len(served) < len(source.data)
+    admin = aioredis.Redis(host="127.0.0.1", port=slow.port)
+    try:
+        await admin.client_pause(1500, all=True)
+        started = time.perf_counter()
+        got = await cache.get_many_or_load(list(source.data), source.load, tags=own_tag)
+        elapsed = time.perf_counter() - started
+    finally:
+        await admin.client_unpause()
+        await admin.aclose()
+    assert got == source.data
+    assert elapsed < 1.2  # two 200 ms deadlines (the read, the fill's check), not the pause
+    stats = cache.stats
+    assert stats["redis_timeouts"] >= 1
+    assert stats["l2_hits"] == len(served)  # every key the slow master does not hold
+    assert stats["breaker_state"] == "closed"
+
+
 async def test_every_instance_flushes_l1_when_a_master_goes(
     on_cluster: MakeCache, cluster: RedisClusterServers
 ) -> None:

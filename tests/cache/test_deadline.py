@@ -54,3 +54,40 @@ def test_an_answer_that_does_not_come_times_out(redis_url: str, loop_name: str) 
         assert time.perf_counter() - started < 1
 
     run_on(loop_name, scenario)
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_renewed_deadline_bounds_each_wait_of_a_series_from_its_start(
+    redis_url: str, loop_name: str
+) -> None:
+    async def renewed_then_waiting() -> None:
+        async with Deadline(0.05) as deadline:
+            await asyncio.sleep(0.01)
+            deadline.renew()
+            await asyncio.sleep(5)  # the renewed deadline still ends this wait
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url, socket_timeout=None)
+        try:
+            await client.ping()
+            loop = asyncio.get_running_loop()
+            started = time.perf_counter()
+            async with Deadline(0.15) as deadline:
+                for _ in range(3):  # 0.24 s in all: more than one deadline, each wait less
+                    await asyncio.sleep(0.08)
+                    deadline.renew()
+                # Expired while the loop was blocked, the PING's reply already in: taken,
+                # and the renewal takes the queued expiry back.
+                loop.call_soon(time.sleep, 0.2)
+                assert await client.ping()
+                deadline.renew()
+                await asyncio.sleep(0.02)  # the expiry noticed above does not come back
+            assert time.perf_counter() - started > 0.15
+            started = time.perf_counter()
+            with pytest.raises(TimeoutError):
+                await renewed_then_waiting()
+            assert time.perf_counter() - started < 1
+        finally:
+            await client.aclose()
+
+    run_on(loop_name, scenario)

@@ -23,7 +23,7 @@ from graph.web.exchange import Exchange, Reply
 from graph.web.memo import BoundedMemo
 
 # The memo is bounded by the bytes of its keys (client bytes) and its replies' bodies.
-REPLAYS_BYTES = 16 * 1024 * 1024
+REPLAYS_BYTES = 4 * 1024 * 1024
 REPLAY_OVERHEAD = 512
 
 ReplayKey = tuple[str, str, str | None, str, bytes]

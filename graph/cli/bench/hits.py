@@ -2,14 +2,16 @@
 
 Three servers with the response cache on run side by side on the server CPUs: the
 default settings (INFO logging, metrics on), one at WARNING and one with
-STRATA_METRICS=false. Each round runs, one after the other, on the default server: the
+STRATA_METRICS=false; and a fourth with the response cache off, for field-cached
+execution with everything warm in L1 (the same list pages, and the detail pages over the
+ids its warm-up answered). Each round runs, one after the other, on the default server: the
 list page and a detail page over ids already answered (runs that only replay stored
 responses), the same list pages over GET, their revalidation with If-None-Match (every
 answer a 304), and /healthz (a bare Starlette route returning fixed bytes); then the list
-page on the other two. Ratios are taken inside each round, between runs seconds apart,
-and the report gives their median: on a shared machine, a slow spell lands on both sides
-of a ratio. Server CPU time per request comes from /proc: it is what the log line and
-the metrics cost is measured in.
+page on the other two, and the list and detail pages on the fourth. Ratios are taken
+inside each round, between runs seconds apart, and the report gives their median: on a
+shared machine, a slow spell lands on both sides of a ratio. Server CPU time per request
+comes from /proc: it is what the log line and the metrics cost is measured in.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "log-warning": {"STRATA_LOG_LEVEL": "WARNING"},
     "metrics-off": {"STRATA_METRICS": "false"},
+    "fields": {"STRATA_RESPONSE_CACHE": "false"},
 }
 # (server variant, run) in the order of one round.
 SCHEDULE = (
@@ -44,6 +47,8 @@ SCHEDULE = (
     ("default", "healthz"),
     ("log-warning", "list"),
     ("metrics-off", "list"),
+    ("fields", "list"),
+    ("fields", "detail-hits"),
 )
 DETAIL_IDS = 64  # the detail pages of a hits-only run: few enough to be answered in warm-up
 WARMUP_SECONDS = 1.0

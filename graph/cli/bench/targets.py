@@ -166,14 +166,15 @@ def issue_15_targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     phases = document["phases"]
     yardstick = (document.get("yardstick") or {}).get("runs", {})
     for kind in ("list", "detail"):
-        fields, off = run_of(document, "fields", kind), run_of(document, "off", kind)
+        fields, note = warm_fields_rps(document, kind)
+        off = run_of(document, "off", kind)
         if fields is not None and off is not None:
             checks.append(_check(f"fields: {kind} page rps ≥ 5x uncached",
-                                 _div(fields["rps"], off["rps"], 2), 5, ">="))  # fmt: skip
+                                 _div(fields, off["rps"], 2), 5, ">=", note))  # fmt: skip
         if fields is not None and kind in yardstick:
             checks.append(_check(
                 f"fields: {kind} page rps ≥ Strawberry over in-memory dicts (yardstick)",
-                _div(fields["rps"], yardstick[kind]["rps"]), 1, ">=",
+                _div(fields, yardstick[kind]["rps"]), 1, ">=", note,
             ))  # fmt: skip
     off_list = run_of(document, "off", "list")
     if off_list is not None:
@@ -182,6 +183,19 @@ def issue_15_targets(document: dict[str, Any]) -> list[dict[str, Any]]:
         checks.append(_check("all: server peak RSS MB ≤ 150 with the default L1 bound",
                              document.get("peak_rss_mb", {}).get("all"), 150, "<="))  # fmt: skip
     return checks
+
+
+def warm_fields_rps(document: dict[str, Any], kind: str) -> tuple[float | None, str]:
+    """Field-cached execution's req/s with everything warm in L1, as issue 15 measures it:
+    the hit-path rounds' server with the response cache off (the `fields` phase draws
+    detail ids from the whole catalogue, so half its answers are cold). Without those
+    rounds, the `fields` phase's run, said so in the note."""
+    hit = document.get("hit_path") or {}
+    warm = hit.get("runs", {}).get("fields/list" if kind == "list" else "fields/detail-hits")
+    if warm is not None:
+        return warm["rps_median"], "warm in L1: the hit-path rounds, median"
+    run = run_of(document, "fields", kind)
+    return (None, "") if run is None else (run["rps"], "the fields phase (not all warm)")
 
 
 UNCACHED_LIST_RPS = 150

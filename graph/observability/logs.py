@@ -146,13 +146,7 @@ class JsonLines:
             end = self.line_end()
         else:
             end = self._milli_text + _MICROS_END[rest]
-        self._buffer.write(b"".join((head, middle, tail, end)))
-        if not self._flush_pending:
-            self._flush_pending = True
-            try:
-                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-            except RuntimeError:  # no event loop: at once
-                self.flush()
+        self.write(b"".join((head, middle, tail, end)))
 
     def line_end(self) -> bytes:
         """`timestamp()` encoded, closed as an operation line ends (`"}` and a newline):

@@ -8,7 +8,7 @@ import asyncio
 import gc
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -21,29 +21,11 @@ from graph.observability.exposition import parse
 from graph.settings import Settings
 from graph.web.replays import REPLAYS_BYTES, Replays
 from tests.support.api import Api, running_api
+from tests.support.lookups import Lookups
 from tests.support.redis_server import RedisServer, fill_until_refused
 
 BOOKS = '{ books(authorId: "1", first: 3) { edges { node { id title } } } }'
 RENAME = 'mutation { updateBook(id: "1", input: {title: "Renamed"}) { id } }'
-
-
-class Lookups:
-    """Counts the response cache's lookups: a replayed request makes none."""
-
-    def __init__(self, api: Api) -> None:
-        self.count = 0
-        lookup = api.services.responses.lookup
-
-        async def counting(key: str, viewer: str | None) -> StoredResponse | None:
-            self.count += 1
-            return await lookup(key, viewer)
-
-        api.services.responses.lookup = counting  # type: ignore[method-assign]
-
-    async def made_by(self, request: Callable[[], Awaitable[httpx.Response]]) -> int:
-        before = self.count
-        await request()
-        return self.count - before
 
 
 def _settings(cached_settings: Settings, **overrides: Any) -> Settings:

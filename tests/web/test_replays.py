@@ -8,7 +8,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,35 +16,16 @@ import httpx
 import pytest
 
 from cache.observation import Observation
-from cache.strawberry.response_cache import StoredResponse
 from graph.observability.exposition import Scrape
 from graph.observability.logs import JsonLines
 from graph.observability.operations import OperationLines, OperationStats
 from graph.settings import Settings
 from tests.support.api import Api, running_api
+from tests.support.lookups import Lookups
 from tests.support.sql_counter import counting_statements
 
 BOOKS = '{ books(authorId: "1", first: 3) { edges { node { id title } } } }'
 ME = "{ me { name } }"
-
-
-class Lookups:
-    """Counts the response cache's lookups: a replayed request makes none."""
-
-    def __init__(self, api: Api) -> None:
-        self.count = 0
-        lookup = api.services.responses.lookup
-
-        async def counting(key: str, viewer: str | None) -> StoredResponse | None:
-            self.count += 1
-            return await lookup(key, viewer)
-
-        api.services.responses.lookup = counting  # type: ignore[method-assign]
-
-    async def made_by(self, request: Callable[[], Awaitable[httpx.Response]]) -> int:
-        before = self.count
-        await request()
-        return self.count - before
 
 
 @pytest.fixture

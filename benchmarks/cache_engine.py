@@ -209,22 +209,24 @@ async def measure(url: str) -> list[tuple[str, str]]:
     return rows
 
 
+def l2_only_config(url: str, mode: str) -> CacheConfig:
+    """An engine on `url` with L1 off (every read goes to L2), in a namespace of its own;
+    `mode`: STRATA_REDIS_CLUSTER's `on` or `off`."""
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    return CacheConfig(
+        redis_url=url, namespace=namespace, secret=b"bench", l1_max_entries=0,
+        redis_cluster=mode, redis_timeout_ms=1000,
+    )  # fmt: skip
+
+
 async def measure_cluster(single_url: str, cluster_url: str) -> list[tuple[str, str]]:
     """The same L2 batch of 20 (entries and tag versions, verified and decoded) on one
     Redis and spread over a three-master cluster, and redis-py's ``mget_nonatomic`` of the
     same 20 entry keys on the cluster; each pair timed in alternating rounds."""
     keys, load, own = BATCH, load_batch, own_tag
-
-    def config(url: str, mode: str) -> CacheConfig:
-        namespace = f"bench-{uuid.uuid4().hex[:8]}"
-        return CacheConfig(
-            redis_url=url, namespace=namespace, secret=b"bench", l1_max_entries=0,
-            redis_cluster=mode, redis_timeout_ms=1000,
-        )  # fmt: skip
-
     async with (
-        TieredCache(config(single_url, "off")) as single,
-        TieredCache(config(cluster_url, "on")) as cluster,
+        TieredCache(l2_only_config(single_url, "off")) as single,
+        TieredCache(l2_only_config(cluster_url, "on")) as cluster,
     ):
         for engine in (single, cluster):
             await engine.get_many_or_load(keys, load, tags=own)

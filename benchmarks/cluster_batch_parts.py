@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from redis.typing import EncodableT
 
-from benchmarks.cache_engine import BATCH, load_batch, own_tag
-from cache import CacheConfig, TieredCache
+from benchmarks.cache_engine import BATCH, l2_only_config, load_batch, own_tag
+from cache import TieredCache
 from cache.cluster_tier import ClusterTier
 from cache.keys import canonical_tags
 from cache.redis_tier import RedisTier
@@ -32,14 +31,6 @@ from tests.support.redis_server import RedisServer
 ROUNDS = 25
 CALLS = 200
 Commands = dict[str, list[tuple[EncodableT, ...]]]
-
-
-def config(url: str, mode: str) -> CacheConfig:
-    namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    return CacheConfig(
-        redis_url=url, namespace=namespace, secret=b"bench", l1_max_entries=0,
-        redis_cluster=mode, redis_timeout_ms=1000,
-    )  # fmt: skip
 
 
 async def round_us(op: Callable[[], Awaitable[object]]) -> float:
@@ -52,8 +43,8 @@ async def round_us(op: Callable[[], Awaitable[object]]) -> float:
 async def measure(single_url: str, cluster_url: str) -> list[tuple[str, str]]:
     keys, load, own = BATCH, load_batch, own_tag
     async with (
-        TieredCache(config(single_url, "off")) as single,
-        TieredCache(config(cluster_url, "on")) as cluster,
+        TieredCache(l2_only_config(single_url, "off")) as single,
+        TieredCache(l2_only_config(cluster_url, "on")) as cluster,
     ):
         for engine in (single, cluster):
             await engine.get_many_or_load(keys, load, tags=own)

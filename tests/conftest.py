@@ -88,6 +88,17 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A private redis-server for a test that fills, stops or reconfigures it."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def durable_redis() -> Iterator[RedisServer]:
     """A private redis-server that keeps its data across a stop or a kill (AOF, fsync
     always), as a production Redis with AOF does."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,17 +40,6 @@ async def test_1_none_and_the_string_none_never_share_an_entry(
         page = await cached.data(PAGE)
         assert page == await truth.data(PAGE)
         assert page["books"]["totalCount"] == len(page["books"]["edges"]) > 0
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own: it is filled to the brim."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def test_2_the_writer_reads_its_write_while_redis_refuses_writes(

@@ -8,7 +8,7 @@ import asyncio
 import gc
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from functools import partial
 from typing import Any
 
@@ -228,17 +228,6 @@ async def _replayed(api: Api, lookups: Lookups, query: str = BOOKS) -> None:
     for _ in range(2):
         await api.post(query)
     assert await lookups.made_by(lambda: api.post(query)) == 0
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own: it is filled to the brim, or stopped."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def test_a_write_ends_the_replays_while_redis_refuses_writes(

@@ -25,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 
 from cache import Observation, TieredCache
 from graph.observability.counting import Observer
-from graph.observability.logs import JsonLines
+from graph.observability.logs import JsonLines, Template
 from graph.observability.metrics import Metrics
 
 LOGGER = "strata.operation"
@@ -37,13 +37,6 @@ MAX_LINE_TEMPLATES = 1024
 DURATION_MARK = 987654321.125
 
 _current: ContextVar[OperationStats | None] = ContextVar("strata_operation", default=None)
-
-# Text of whole milliseconds below a second, and of the thousandths (trailing zeros cut).
-_MILLIS = [str(n).encode() for n in range(1000)]
-_FRACTIONS = [b".0", *(f".{n:03d}".rstrip("0").encode() for n in range(1, 1000))]
-
-Template = tuple[bytes, bytes]
-"""An operation line as the bytes before its duration and those between it and its time."""
 
 
 @dataclass(slots=True)
@@ -155,7 +148,7 @@ class OperationLines:
         self.write_template(template, stats.seconds())
 
     def write_template(self, template: Template, seconds: float) -> None:
-        self._lines.write_stamped(template[0], duration_text(seconds), template[1])
+        self._lines.write_timed(template, seconds)
 
     def hit_template(self, name: str | None) -> Template:
         """The line of a query `name` answered by one L1 read of the response cache."""
@@ -192,14 +185,6 @@ def report(stats: OperationStats, metrics: Metrics, lines: OperationLines | None
             lines.write(stats)
         else:
             log.info("operation", **stats.report())
-
-
-def duration_text(seconds: float) -> bytes:
-    """The duration in milliseconds, to the microsecond, as `orjson.dumps(round(ms, 3))`
-    writes it (`round` with digits formats and parses a decimal string: it alone cost more
-    than the rest of an operation line)."""
-    millis, fraction = divmod(round(max(seconds, 0.0) * 1_000_000), 1000)
-    return (_MILLIS[millis] if millis < 1000 else str(millis).encode()) + _FRACTIONS[fraction]
 
 
 def report_replayed(

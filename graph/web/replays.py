@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from cache.strawberry.response_cache import ResponseCache, StoredResponse
 from graph.observability.counting import Incrementer, Observer
-from graph.observability.operations import OperationLines, Template, report_replayed
+from graph.observability.logs import Template
+from graph.observability.operations import OperationLines, report_replayed
 from graph.web.auth import ANONYMOUS
 from graph.web.exchange import Exchange, Reply
 from graph.web.memo import BoundedMemo

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from cache.observation import Observation
 from graph.observability.counting import PlainHistogram
 from graph.observability.exposition import Scrape
-from graph.observability.logs import JsonLines, configure_logging, json_lines
+from graph.observability.logs import MAX_TIMED_LINES, JsonLines, configure_logging, json_lines
 from graph.observability.metrics import LATENCY_BUCKETS
 from graph.observability.operations import OperationLines, OperationStats
 from graph.settings import Settings
@@ -171,6 +171,40 @@ async def test_metrics_off_leaves_the_operation_series_at_zero(cached_settings: 
     assert not scrape.total("strata_response_cache_total", result="hit")
     # The engine's counters still reach /metrics.
     assert (scrape.total("strata_cache_hits_total", tier="l1") or 0) >= 2
+
+
+async def test_timed_lines_wait_for_the_flush_and_stay_in_order_with_other_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(log_level="INFO", log_format="json")
+    configure_logging(settings)
+    lines = json_lines(settings)
+    assert lines is not None
+    capsys.readouterr()
+    lines.write_timed((b'{"n":1,"duration_ms":', b',"timestamp":"'), 0.0012346)
+    lines.write_timed((b'{"n":2,"duration_ms":', b',"timestamp":"'), 1.5)
+    assert capsys.readouterr().err == ""  # noted, not rendered
+    lines.write_timed((b'{"n":3,"duration_ms":', b',"timestamp":"'), 0.0)
+    structlog.get_logger("strata.other").warning("later")  # its handler renders them first
+    lines.write_timed((b'{"n":4,"duration_ms":', b',"timestamp":"'), 0.25)
+    lines.flush()
+    written = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line.get("n", line.get("event")) for line in written] == [1, 2, 3, "later", 4]
+    assert [line.get("duration_ms") for line in written] == [1.235, 1500.0, 0.0, None, 250.0]
+    assert all(line["timestamp"].endswith("Z") for line in written)
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+async def test_timed_lines_waiting_are_bounded() -> None:
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, write_through=True)  # kept: closing it closes buffer
+    lines = JsonLines(stream)
+    for n in range(MAX_TIMED_LINES + 10):
+        lines.write_timed((b'{"duration_ms":', b',"timestamp":"'), n / 1000)
+    assert len(buffer.getvalue().splitlines()) == MAX_TIMED_LINES  # before any flush
+    lines.flush()
+    durations = [json.loads(line)["duration_ms"] for line in buffer.getvalue().splitlines()]
+    assert durations == [float(n) for n in range(MAX_TIMED_LINES + 10)]
 
 
 async def test_an_unbuffered_stream_gets_a_buffer_of_its_own(tmp_path: Path) -> None:

@@ -120,6 +120,19 @@ def test_scrape_diff_gives_per_request_figures() -> None:
 # -- a real run --------------------------------------------------------------------------------
 
 
+def test_hit_rounds_run_the_sides_of_each_ratio_next_to_each_other_both_ways() -> None:
+    first, second = hits.schedule(0), hits.schedule(1)
+    assert second == first[::-1] and hits.schedule(2) == first
+    assert len(set(first)) == len(first) == len(hits.SCHEDULE)
+    for a, b in [
+        (("default", "list"), ("log-warning", "list")),
+        (("log-warning", "list"), ("metrics-off", "list")),
+        (("default", "healthz"), ("default", "list")),
+        (("default", "304"), ("default", "get")),
+    ]:
+        assert abs(first.index(a) - first.index(b)) == 1, (a, b)
+
+
 def test_bench_says_how_to_install_wrk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no wrk on it
     console = Console(file=io.StringIO(), width=200)

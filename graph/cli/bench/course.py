@@ -117,7 +117,7 @@ class Course:
             rounds: list[dict[str, dict[str, Any]]] = []
             for number in range(config.hit_rounds):
                 runs: dict[str, dict[str, Any]] = {}
-                for variant, run in hits.SCHEDULE:
+                for variant, run in hits.schedule(number):
                     label = f"hits · round {number + 1} · {variant} · {run}"
                     tick = self.ticker(label)
                     runs[f"{variant}/{run}"] = hits.measure(

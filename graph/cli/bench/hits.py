@@ -4,13 +4,14 @@ Three servers with the response cache on run side by side on the server CPUs: th
 default settings (INFO logging, metrics on), one at WARNING and one with
 STRATA_METRICS=false; and a fourth with the response cache off, for field-cached
 execution with everything warm in L1 (the same list pages, and the detail pages over the
-ids its warm-up answered). Each round runs, one after the other, on the default server: the
+ids its warm-up answered). Each round runs, one after the other: on the default server the
 list page and a detail page over ids already answered (runs that only replay stored
 responses), the same list pages over GET, their revalidation with If-None-Match (every
-answer a 304), and /healthz (a bare Starlette route returning fixed bytes); then the list
-page on the other two, and the list and detail pages on the fourth. Ratios are taken
-inside each round, between runs seconds apart, and the report gives their median: on a
-shared machine, a slow spell lands on both sides of a ratio. Server CPU time per request
+answer a 304), and /healthz (a bare Starlette route returning fixed bytes); the list page
+on the other two right after the default server's; and the list and detail pages on the
+fourth (SCHEDULE, reversed every other round). Ratios are taken inside each round,
+between runs seconds apart, and the report gives their median: on a shared machine, a
+slow spell lands on both sides of a ratio. Server CPU time per request
 comes from /proc: it is what the log line and the metrics cost is measured in.
 """
 
@@ -38,20 +39,28 @@ VARIANTS: dict[str, dict[str, str]] = {
     "metrics-off": {"STRATA_METRICS": "false"},
     "fields": {"STRATA_RESPONSE_CACHE": "false"},
 }
-# (server variant, run) in the order of one round.
+# (server variant, run) in the order of one round; the runs a ratio compares are next to
+# each other (the three list runs of the log and metrics A/B, /healthz and the hits), and
+# every other round runs them in reverse order (`schedule`): on a machine whose speed
+# drifts, neither side of a ratio always comes first.
 SCHEDULE = (
-    ("default", "list"),
-    ("default", "detail-hits"),
-    ("default", "get"),
+    ("fields", "detail-hits"),
+    ("fields", "list"),
     ("default", "304"),
+    ("default", "get"),
+    ("default", "detail-hits"),
     ("default", "healthz"),
+    ("default", "list"),
     ("log-warning", "list"),
     ("metrics-off", "list"),
-    ("fields", "list"),
-    ("fields", "detail-hits"),
 )
 DETAIL_IDS = 64  # the detail pages of a hits-only run: few enough to be answered in warm-up
 WARMUP_SECONDS = 1.0
+
+
+def schedule(round_number: int) -> tuple[tuple[str, str], ...]:
+    """The runs of round `round_number` (from 0), in order."""
+    return SCHEDULE if round_number % 2 == 0 else SCHEDULE[::-1]
 
 
 @dataclass(frozen=True, slots=True)

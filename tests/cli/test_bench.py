@@ -122,7 +122,8 @@ def test_scrape_diff_gives_per_request_figures() -> None:
 
 def test_hit_rounds_run_the_sides_of_each_ratio_next_to_each_other_both_ways() -> None:
     first, second = hits.schedule(0), hits.schedule(1)
-    assert second == first[::-1] and hits.schedule(2) == first
+    assert second == first[::-1]
+    assert hits.schedule(2) == first
     assert len(set(first)) == len(first) == len(hits.SCHEDULE)
     for a, b in [
         (("default", "list"), ("log-warning", "list")),

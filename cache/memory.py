@@ -134,11 +134,19 @@ class TinyLFUStore:
     def clear(self) -> None:
         """A fresh store replaces the old one: theine 2.0's ``clear()`` leaves its policy
         core inconsistent, and a later write panics in Rust (`Option::unwrap()` on `None`),
-        which takes the whole L1 down (tests/cache/test_memory.py reproduces it)."""
+        which takes the whole L1 down (tests/cache/test_memory.py reproduces it).
+
+        The old one is emptied here, once closed (never written again, so its core's state
+        no longer matters; theine's own ``__del__`` does the same): a theine cache is a
+        reference cycle (its buffers hold its bound methods), so left to itself it, and
+        every value it held, lives on until the next full garbage collection, which a
+        server may not run for minutes. Each L1 flush (Redis back after an outage, a
+        broadcast reconnect) then kept a whole second L1 beside the refilling one."""
         old = self._store
         self._store = _CountingTheine(self.max_entries)
         self._store.evictions = old.evictions
         old.close()
+        old.clear()
         if self._large is not None:
             fresh = _CountingLRU(int(self._large.maxsize))
             fresh.evictions = self._large.evictions

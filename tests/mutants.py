@@ -409,6 +409,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/cache/test_leases.py",),
     ),
     Mutant(
+        "flush-keeps-the-old-store",
+        "an L1 flush leaves the replaced theine store full: a reference cycle, it and its "
+        "values outlive the flush until a full garbage collection (two L1s in memory)",
+        "cache/memory.py",
+        "        old.close()\n        old.clear()\n",
+        "        old.close()\n",
+        ("tests/cache/test_memory.py",),
+    ),
+    Mutant(
         "slot-never-expires",
         "an L1 slot records no deadline: its lease never expires",
         "cache/reads.py",

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +29,8 @@ RECORDS_TIMEOUT_S = 3.0
 
 def server_counters(url: str) -> dict[str, Any] | None:
     """Hit and miss counters of a running server, from its /metrics."""
+    import httpx  # only this command needs it: not imported by `strata serve` (graph/cli/main.py)
+
     try:
         text = httpx.get(f"{url.rstrip('/')}/metrics", timeout=3).text
     except httpx.HTTPError:

@@ -14,15 +14,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from graph.cli import migrations
 from graph.cli.cache_commands import cache_app
 from graph.cli.token_commands import create, revoke, user_app
 from graph.observability.metrics import MULTIPROCESS_DIR
 from graph.settings import Settings
-from models import Database
-from models.seed import SeedPlan, is_empty, seed
+
+# `strata serve` runs in this process for its whole life, so what only other commands use
+# (Alembic and Mako, Faker, rich's progress bars, httpx) is imported in those commands:
+# imported here, it would stay in the server's memory for nothing (docs/benchmarks.md,
+# "Server memory under the all phase"). tests/cli/test_serve_imports.py keeps it so.
 
 app = typer.Typer(no_args_is_help=True, help="Strata: a GraphQL catalogue behind a two-tier cache.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -70,6 +71,8 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply Alembic migrations."""
+    from graph.cli import migrations
+
     migrations.upgrade(Settings().database_url, revision)
 
 
@@ -85,6 +88,11 @@ def seed_command(
     ] = False,
 ) -> None:
     """Fill an empty database with deterministic fake data."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from models import Database
+    from models.seed import SeedPlan, is_empty, seed
+
     plan = SeedPlan(authors, books_per_author, reviews_per_book, users, seed_value)
 
     async def run() -> int:

@@ -225,7 +225,7 @@ class Services:
 
     async def database_ready(self) -> bool:
         try:
-            await self.db.read(lambda conn: conn.execute(text("SELECT 1")))
+            await self.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
         except Exception:
             log.exception("database is not reachable")
             return False

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property, partial
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 from strawberry.dataloader import DataLoader
 
 from cache.strawberry import RequestCache
@@ -85,7 +85,7 @@ class Loaders:
         self._db = db
         self._cache = request_cache
 
-    async def _read(self, query: Callable[[AsyncConnection], Awaitable[V]]) -> V:
+    async def _read(self, query: Callable[[Connection], V]) -> V:
         result: V = await self._db.read(query)
         return result
 

@@ -9,6 +9,7 @@ cursor call: five a statement); elsewhere on the async engine (`run_sync`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -105,7 +106,11 @@ class ThreadReads:
         return self._engine
 
     async def run(self, query: Query[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._run, query)
+        # In a copy of the caller's context, as the query would run on the event loop: the
+        # operation's statistics count its statements (graph/observability/operations.py).
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, context.run, self._run, query)
 
     def _run(self, query: Query[T]) -> T:
         with self._engine.connect() as conn:
@@ -129,6 +134,13 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """The synchronous engines statements run on, for their events: the async
+        engine's, and the reads' when they have one of their own."""
+        own = self.engine.sync_engine
+        return (own,) if self.reads.engine is own else (own, self.reads.engine)
 
     async def read(self, query: Query[T]) -> T:
         """Run `query` on a connection of its own and give the connection back.

@@ -10,7 +10,7 @@ a literal costs more than running it (docs/benchmarks.md, "Uncached pages, cheap
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any, TypeVar
@@ -46,6 +46,9 @@ def _columns(record: type[Any]) -> list[Any]:
 
 IDS = "ids"
 """The expanding parameter of the statements below: a list of ids."""
+_LIMIT = "limit"
+_AFTER = "after_id"
+_EQUAL = "equal_"  # + a column's name: the value `page` compares it with
 
 
 _ROWS_BY_ID: dict[type[Any], Select[Any]] = {
@@ -56,7 +59,8 @@ _BUILT: dict[tuple[str, ...], Select[Any]] = {}
 
 
 def _built(key: tuple[str, ...], build: Callable[[], Select[Any]]) -> Select[Any]:
-    """A statement built on first use and kept (they are few: one per relation read)."""
+    """A statement built on first use and kept (they are few: one per relation read). Two
+    reader threads may both build one: they are equal, either is kept."""
     stmt = _BUILT.get(key)
     if stmt is None:
         stmt = _BUILT[key] = build()
@@ -101,6 +105,15 @@ class BookFilter:
             found.append(BOOKS.c.author_id == self.author_id)
         return found
 
+    def equal(self) -> dict[str, Any]:
+        """The same conditions as column name -> value (what `page` binds)."""
+        found: dict[str, Any] = {}
+        if self.genre is not None:
+            found["genre"] = self.genre
+        if self.author_id is not None:
+            found["author_id"] = self.author_id
+        return found
+
 
 def _to_page(ids: Sequence[int], first: int) -> Page:
     return Page(ids=ids[:first], has_next=len(ids) > first)
@@ -120,14 +133,26 @@ def page(
     *,
     first: int,
     after_id: int | None,
-    where: Sequence[ColumnElement[bool]] = (),
+    equal: Mapping[str, Any] | None = None,
 ) -> Page:
-    table = _TABLE_OF[record]
-    stmt = select(table.c.id).where(*where).order_by(table.c.id).limit(first + 1)
-    if after_id is not None:
-        stmt = stmt.where(table.c.id > after_id)
-    ids = list(conn.scalars(stmt).all())
+    """A keyset page of the rows whose columns have the values in `equal` (name -> value)."""
+    names = tuple(sorted(equal or ()))
+    stmt = _built(
+        ("page", record.__name__, str(after_id is not None), *names),
+        partial(_build_page, record, names, after=after_id is not None),
+    )
+    bound: dict[str, Any] = {_LIMIT: first + 1, _AFTER: after_id}
+    bound.update((_EQUAL + name, value) for name, value in (equal or {}).items())
+    ids = list(conn.scalars(stmt, bound).all())
     return _to_page(ids, first)
+
+
+def _build_page(record: type[Any], names: tuple[str, ...], *, after: bool) -> Select[Any]:
+    table = _TABLE_OF[record]
+    stmt = select(table.c.id).where(*(table.c[name] == bindparam(_EQUAL + name) for name in names))
+    if after:
+        stmt = stmt.where(table.c.id > bindparam(_AFTER, type_=Integer))
+    return stmt.order_by(table.c.id).limit(bindparam(_LIMIT, type_=Integer))
 
 
 def count(conn: Connection, record: type[Any], where: Sequence[ColumnElement[bool]] = ()) -> int:
@@ -155,10 +180,6 @@ def pages_by_parent(
     for row_id, parent_id in conn.execute(stmt, bound):
         grouped[parent_id].append(row_id)
     return {pid: _to_page(grouped.get(pid, []), first) for pid in wanted}
-
-
-_LIMIT = "limit"
-_AFTER = "after_id"
 
 
 def _pages_by(record: type[Any], parent_column: str, *, after: bool) -> Select[Any]:

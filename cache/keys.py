@@ -39,6 +39,9 @@ arguments."""
 # Characters a string part cannot hold as they are: the separators of this grammar, the
 # marker of non-strings, the escape itself, and anything that would not print on one line
 # (`strata cache keys` prints keys to be pasted whole into `strata cache inspect`).
+_PLAIN_PARTS: Final = frozenset({str, int, float, bool, type(None), tuple})
+"""Types that are neither a mapping nor a dataclass (exactly these, not subclasses)."""
+
 _SPECIAL = re.compile(r"[%:(),=@{}\s]")
 
 
@@ -116,7 +119,11 @@ def compose_key(first: KeyPart, *rest: KeyPart, args: Mapping[str, Any] | None =
     """
     parts = (first, *rest)
     for part in parts:
-        if isinstance(part, Mapping) or dataclasses.is_dataclass(part):
+        # The common parts (names, ids) skip the two costlier checks: keys are built on
+        # every read, cache off included.
+        if type(part) not in _PLAIN_PARTS and (
+            isinstance(part, Mapping) or dataclasses.is_dataclass(part)
+        ):
             raise TypeError("pass a mapping as args=, not as a part")
     pieces = [encode_part(part) for part in parts]
     if args is not None:

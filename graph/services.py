@@ -122,7 +122,7 @@ class Services:
         namespace = cache_namespace(settings.cache_prefix, schema)
         db = Database(settings.database_url)
         metrics = Metrics(enabled=settings.metrics, plain_counting=settings.metrics_port is None)
-        count_sql(db.engine, metrics)
+        count_sql(db.engines, metrics)
         durable = settings.cache_enabled and settings.redis_url is not None
         # The relay's queries (a couple a second) on an engine of their own: the SQL that
         # /metrics counts stays the requests' (a warm page runs none).
@@ -225,7 +225,7 @@ class Services:
 
     async def database_ready(self) -> bool:
         try:
-            await self.db.read(lambda conn: conn.execute(text("SELECT 1")))
+            await self.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
         except Exception:
             log.exception("database is not reachable")
             return False

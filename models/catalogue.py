@@ -1,19 +1,30 @@
 """Reads of the catalogue, always by batch of ids or by keyset page, never one row per call.
 
-Every function takes an open connection so a caller can run several reads on one checkout.
-Pages are keyset pages in ascending id order and fetch one extra row to tell whether there
-is a next page.
+Every function takes an open connection so a caller can run several reads on one checkout
+(`Database.read` runs them). Pages are keyset pages in ascending id order and fetch one
+extra row to tell whether there is a next page. Reads by a batch of ids use statements
+built once, the ids bound as one expanding parameter: building `IN (...)` with each id as
+a literal costs more than running it (docs/benchmarks.md, "Uncached pages, cheaper").
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    func,
+    select,
+)
 
 from models.records import AuthorRecord, BookRecord, ReviewRecord, ReviewStats, UserRecord
 from models.tables import AUTHORS, BOOKS, REVIEWS, USERS
@@ -31,6 +42,45 @@ _TABLE_OF: dict[type[Any], Table] = {
 def _columns(record: type[Any]) -> list[Any]:
     table = _TABLE_OF[record]
     return [table.c[f.name] for f in fields(record)]
+
+
+IDS = "ids"
+"""The expanding parameter of the statements below: a list of ids."""
+_LIMIT = "limit"
+_AFTER = "after_id"
+_EQUAL = "equal_"  # + a column's name: the value `page` compares it with
+
+
+_ROWS_BY_ID: dict[type[Any], Select[Any]] = {
+    record: select(*_columns(record)).where(table.c.id.in_(bindparam(IDS, expanding=True)))
+    for record, table in _TABLE_OF.items()
+}
+_BUILT: dict[tuple[str, ...], Select[Any]] = {}
+
+
+def _built(key: tuple[str, ...], build: Callable[[], Select[Any]]) -> Select[Any]:
+    """A statement built on first use and kept (they are few: one per relation read). Two
+    reader threads may both build one: they are equal, either is kept."""
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        stmt = _BUILT[key] = build()
+    return stmt
+
+
+def _counts_by(record: type[Any], parent_column: str) -> Select[Any]:
+    def build() -> Select[Any]:
+        parent = _TABLE_OF[record].c[parent_column]
+        wanted = parent.in_(bindparam(IDS, expanding=True))
+        return select(parent, func.count()).where(wanted).group_by(parent)
+
+    return _built(("counts", record.__name__, parent_column), build)
+
+
+_REVIEW_STATS = (
+    select(REVIEWS.c.book_id, func.count(), func.avg(REVIEWS.c.rating))
+    .where(REVIEWS.c.book_id.in_(bindparam(IDS, expanding=True)))
+    .group_by(REVIEWS.c.book_id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,48 +105,64 @@ class BookFilter:
             found.append(BOOKS.c.author_id == self.author_id)
         return found
 
+    def equal(self) -> dict[str, Any]:
+        """The same conditions as column name -> value (what `page` binds)."""
+        found: dict[str, Any] = {}
+        if self.genre is not None:
+            found["genre"] = self.genre
+        if self.author_id is not None:
+            found["author_id"] = self.author_id
+        return found
+
 
 def _to_page(ids: Sequence[int], first: int) -> Page:
     return Page(ids=ids[:first], has_next=len(ids) > first)
 
 
-async def by_ids(
-    conn: AsyncConnection, record: type[RecordT], ids: Iterable[int]
-) -> dict[int, RecordT]:
+def by_ids(conn: Connection, record: type[RecordT], ids: Iterable[int]) -> dict[int, RecordT]:
     wanted = list(set(ids))
     if not wanted:
         return {}
-    table = _TABLE_OF[record]
-    result = await conn.execute(select(*_columns(record)).where(table.c.id.in_(wanted)))
+    result = conn.execute(_ROWS_BY_ID[record], {IDS: wanted})
     return {row[0]: record(*row) for row in result}
 
 
-async def page(
-    conn: AsyncConnection,
+def page(
+    conn: Connection,
     record: type[Any],
     *,
     first: int,
     after_id: int | None,
-    where: Sequence[ColumnElement[bool]] = (),
+    equal: Mapping[str, Any] | None = None,
 ) -> Page:
-    table = _TABLE_OF[record]
-    stmt = select(table.c.id).where(*where).order_by(table.c.id).limit(first + 1)
-    if after_id is not None:
-        stmt = stmt.where(table.c.id > after_id)
-    ids = list((await conn.scalars(stmt)).all())
+    """A keyset page of the rows whose columns have the values in `equal` (name -> value)."""
+    names = tuple(sorted(equal or ()))
+    stmt = _built(
+        ("page", record.__name__, str(after_id is not None), *names),
+        partial(_build_page, record, names, after=after_id is not None),
+    )
+    bound: dict[str, Any] = {_LIMIT: first + 1, _AFTER: after_id}
+    bound.update((_EQUAL + name, value) for name, value in (equal or {}).items())
+    ids = list(conn.scalars(stmt, bound).all())
     return _to_page(ids, first)
 
 
-async def count(
-    conn: AsyncConnection, record: type[Any], where: Sequence[ColumnElement[bool]] = ()
-) -> int:
+def _build_page(record: type[Any], names: tuple[str, ...], *, after: bool) -> Select[Any]:
     table = _TABLE_OF[record]
-    total = await conn.scalar(select(func.count()).select_from(table).where(*where))
+    stmt = select(table.c.id).where(*(table.c[name] == bindparam(_EQUAL + name) for name in names))
+    if after:
+        stmt = stmt.where(table.c.id > bindparam(_AFTER, type_=Integer))
+    return stmt.order_by(table.c.id).limit(bindparam(_LIMIT, type_=Integer))
+
+
+def count(conn: Connection, record: type[Any], where: Sequence[ColumnElement[bool]] = ()) -> int:
+    table = _TABLE_OF[record]
+    total = conn.scalar(select(func.count()).select_from(table).where(*where))
     return int(total or 0)
 
 
-async def pages_by_parent(
-    conn: AsyncConnection,
+def pages_by_parent(
+    conn: Connection,
     record: type[Any],
     parent_column: str,
     parent_ids: Iterable[int],
@@ -108,47 +174,53 @@ async def pages_by_parent(
     wanted = list(set(parent_ids))
     if not wanted:
         return {}
-    table = _TABLE_OF[record]
-    parent = table.c[parent_column]
-    position = func.row_number().over(partition_by=parent, order_by=table.c.id).label("position")
-    inner = select(table.c.id, parent, position).where(parent.in_(wanted))
-    if after_id is not None:
-        inner = inner.where(table.c.id > after_id)
-    ranked = inner.subquery()
-    stmt = (
-        select(ranked.c.id, ranked.c[parent_column])
-        .where(ranked.c.position <= first + 1)
-        .order_by(ranked.c[parent_column], ranked.c.id)
-    )
+    stmt = _pages_by(record, parent_column, after=after_id is not None)
+    bound: dict[str, Any] = {IDS: wanted, _LIMIT: first + 1, _AFTER: after_id}
     grouped: dict[int, list[int]] = defaultdict(list)
-    for row_id, parent_id in await conn.execute(stmt):
+    for row_id, parent_id in conn.execute(stmt, bound):
         grouped[parent_id].append(row_id)
     return {pid: _to_page(grouped.get(pid, []), first) for pid in wanted}
 
 
-async def counts_by_parent(
-    conn: AsyncConnection, record: type[Any], parent_column: str, parent_ids: Iterable[int]
+def _pages_by(record: type[Any], parent_column: str, *, after: bool) -> Select[Any]:
+    return _built(
+        ("pages", record.__name__, parent_column, str(after)),
+        partial(_build_pages_by, record, parent_column, after=after),
+    )
+
+
+def _build_pages_by(record: type[Any], parent_column: str, *, after: bool) -> Select[Any]:
+    table = _TABLE_OF[record]
+    parent = table.c[parent_column]
+    position = func.row_number().over(partition_by=parent, order_by=table.c.id).label("position")
+    inner = select(table.c.id, parent, position).where(parent.in_(bindparam(IDS, expanding=True)))
+    if after:
+        inner = inner.where(table.c.id > bindparam(_AFTER, type_=Integer))
+    ranked = inner.subquery()
+    return (
+        select(ranked.c.id, ranked.c[parent_column])
+        .where(ranked.c.position <= bindparam(_LIMIT, type_=Integer))
+        .order_by(ranked.c[parent_column], ranked.c.id)
+    )
+
+
+def counts_by_parent(
+    conn: Connection, record: type[Any], parent_column: str, parent_ids: Iterable[int]
 ) -> dict[int, int]:
     wanted = list(set(parent_ids))
     if not wanted:
         return {}
-    parent = _TABLE_OF[record].c[parent_column]
-    stmt = select(parent, func.count()).where(parent.in_(wanted)).group_by(parent)
-    found = {row[0]: int(row[1]) for row in await conn.execute(stmt)}
+    rows = conn.execute(_counts_by(record, parent_column), {IDS: wanted})
+    found = {row[0]: int(row[1]) for row in rows}
     return {pid: found.get(pid, 0) for pid in wanted}
 
 
-async def review_stats(conn: AsyncConnection, book_ids: Iterable[int]) -> dict[int, ReviewStats]:
+def review_stats(conn: Connection, book_ids: Iterable[int]) -> dict[int, ReviewStats]:
     wanted = list(set(book_ids))
     if not wanted:
         return {}
-    stmt = (
-        select(REVIEWS.c.book_id, func.count(), func.avg(REVIEWS.c.rating))
-        .where(REVIEWS.c.book_id.in_(wanted))
-        .group_by(REVIEWS.c.book_id)
-    )
     found = {
         row[0]: ReviewStats(count=int(row[1]), average=float(row[2]))
-        for row in await conn.execute(stmt)
+        for row in conn.execute(_REVIEW_STATS, {IDS: wanted})
     }
     return {bid: found.get(bid, ReviewStats(count=0, average=None)) for bid in wanted}

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cache.outbox import OutboxRow
 from models.database import Database
@@ -65,8 +65,8 @@ class DatabaseOutbox:
         return await self._rows(statement)
 
     async def last_id(self) -> int:
-        async def query(conn: AsyncConnection) -> int:
-            found = await conn.scalar(select(func.max(OUTBOX.c.id)))
+        def query(conn: Connection) -> int:
+            found = conn.scalar(select(func.max(OUTBOX.c.id)))
             return int(found or 0)
 
         return await self._db.read(query)
@@ -92,7 +92,7 @@ class DatabaseOutbox:
         await self._db.dispose()
 
     async def _rows(self, statement: Any) -> list[OutboxRow]:
-        async def query(conn: AsyncConnection) -> list[OutboxRow]:
-            return [_row(row) for row in await conn.execute(statement)]
+        def query(conn: Connection) -> list[OutboxRow]:
+            return [_row(row) for row in conn.execute(statement)]
 
         return await self._db.read(query)

@@ -14,8 +14,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass, fields
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.records import ReviewRecord, UserRecord
 from models.tables import API_TOKENS, REVIEWS, USERS, ApiToken, User
@@ -128,7 +128,7 @@ def is_plausible(token: str) -> bool:
     return token.startswith(TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH
 
 
-async def user_for_token(conn: AsyncConnection, token: str) -> UserRecord | None:
+def user_for_token(conn: Connection, token: str) -> UserRecord | None:
     if not is_plausible(token):
         return None
     stmt = (
@@ -136,5 +136,5 @@ async def user_for_token(conn: AsyncConnection, token: str) -> UserRecord | None
         .join(API_TOKENS, API_TOKENS.c.user_id == USERS.c.id)
         .where(API_TOKENS.c.token_hash == digest(token))
     )
-    row = (await conn.execute(stmt)).first()
+    row = conn.execute(stmt).first()
     return None if row is None else UserRecord(id=row[0], name=row[1], is_admin=bool(row[2]))

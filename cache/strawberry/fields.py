@@ -80,14 +80,28 @@ class RequestCache:
     ) -> dict[str, Any]:
         """The engine's batch read-through, counted in this response's policy."""
         ttl = ttl or self.default_ttl
-        self.policy.include(ttl, scope)
         if self.on_read is not None:
             self.on_read(keys)
         found = await self._get_many(keys, load, ttl, tags)
-        if any(value is None for value in found.values()):
+        self.served_uncached(
+            all_found=all(value is not None for value in found.values()), ttl=ttl, scope=scope
+        )
+        return found
+
+    @property
+    def storing(self) -> bool:
+        """Whether the cache is on. Off, a caller may read its source directly, without
+        keys or codecs, and count what it served with :meth:`served_uncached`."""
+        return self.cache.config.enabled
+
+    def served_uncached(
+        self, *, all_found: bool, ttl: float | None = None, scope: Scope = Scope.PUBLIC
+    ) -> None:
+        """Count values served in this response's policy, as :meth:`get_many_or_load` does."""
+        self.policy.include(ttl or self.default_ttl, scope)
+        if not all_found:
             # A not-found answer is kept only not_found_ttl (SPEC 6.13): promise no more.
             self.policy.include(self.cache.config.not_found_ttl, scope)
-        return found
 
     async def _get_many(
         self,

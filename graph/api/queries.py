@@ -90,9 +90,9 @@ class Query:
         if genre is not None and "\x00" in genre:
             raise bad_input("genre must not contain NUL characters")
         author_pk = _author_filter(author_id)
-        where = BookFilter(genre=genre, author_id=author_pk).conditions()
+        equal = BookFilter(genre=genre, author_id=author_pk).equal()
         page = await info.context.db.read(
-            partial(catalogue.page, record=BookRecord, first=size, after_id=after_id, where=where)
+            partial(catalogue.page, record=BookRecord, first=size, after_id=after_id, equal=equal)
         )
         return Connection.of(keys.BOOKS, page, Books(genre=genre, author=author_pk))
 

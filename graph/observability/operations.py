@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine, event
 from strawberry.extensions import SchemaExtension
 
 from cache import Observation, TieredCache
@@ -105,8 +105,12 @@ def tags_invalidated(count: int) -> None:
         stats.tags_invalidated += count
 
 
-def count_sql(engine: AsyncEngine, metrics: Metrics) -> None:
-    """Count every statement for /metrics, and time it for the operation that ran it."""
+def count_sql(engines: Iterable[Engine], metrics: Metrics) -> None:
+    """Count every statement for /metrics, and time it for the operation that ran it.
+
+    A read may run in a thread (models/database.py), in a copy of its operation's context:
+    two reads of one operation can finish at once, hence the lock."""
+    lock = threading.Lock()
 
     def before(conn: Any, *_args: Any) -> None:
         metrics.sql_statements.inc()
@@ -115,11 +119,14 @@ def count_sql(engine: AsyncEngine, metrics: Metrics) -> None:
     def after(conn: Any, *_args: Any) -> None:
         stats = _current.get()
         if stats is not None:
-            stats.sql_statements += 1
-            stats.sql_seconds += time.perf_counter() - conn.info.pop("strata_started", 0.0)
+            took = time.perf_counter() - conn.info.pop("strata_started", 0.0)
+            with lock:
+                stats.sql_statements += 1
+                stats.sql_seconds += took
 
-    event.listen(engine.sync_engine, "before_cursor_execute", before)
-    event.listen(engine.sync_engine, "after_cursor_execute", after)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
 
 
 class OperationLines:

@@ -38,10 +38,10 @@ async def truth(cached_settings: Settings, cached_api: Api) -> AsyncIterator[Api
 
 
 async def test_warm_list_page_costs_no_sql(cached_api: Api) -> None:
-    engine = cached_api.services.db.engine
-    with counting_statements(engine) as cold:
+    db = cached_api.services.db
+    with counting_statements(db) as cold:
         first = await cached_api.data(LIST_QUERY, PAGE)
-    with counting_statements(engine) as warm_run:
+    with counting_statements(db) as warm_run:
         second = await cached_api.data(LIST_QUERY, PAGE)
     assert cold
     assert warm_run == []
@@ -49,9 +49,9 @@ async def test_warm_list_page_costs_no_sql(cached_api: Api) -> None:
 
 
 async def test_cache_off_reads_the_database_every_time(truth: Api) -> None:
-    engine = truth.services.db.engine
+    db = truth.services.db
     for _ in range(2):
-        with counting_statements(engine) as statements:
+        with counting_statements(db) as statements:
             await truth.data(LIST_QUERY, PAGE)
         assert len(statements) == 4  # page ids, books, authors, review aggregates
 
@@ -90,7 +90,7 @@ async def test_a_write_keeps_unrelated_entries(cached_api: Api) -> None:
     await cached_api.data(
         'mutation { updateBook(id: "1", input: {title: "T"}) { id } }', None, cached_api.admin_token
     )
-    with counting_statements(cached_api.services.db.engine) as statements:
+    with counting_statements(cached_api.services.db) as statements:
         await cached_api.data(other_author)
     assert statements == []
 

@@ -11,7 +11,7 @@ from tests.support.sql_counter import counting_statements
 async def test_list_page_statements_do_not_grow_with_first(uncached_api: Api) -> None:
     counts = {}
     for first in (5, 40):
-        with counting_statements(uncached_api.services.db.engine) as statements:
+        with counting_statements(uncached_api.services.db) as statements:
             data = await uncached_api.data(LIST_PAGE, {"first": first})
         assert len(data["books"]["edges"]) == first
         counts[first] = len(statements)
@@ -25,7 +25,7 @@ async def test_nested_connections_are_batched(uncached_api: Api) -> None:
           edges { node { reviewer { name } } } } } } } } } } }"""
     counts = {}
     for first in (3, 10):
-        with counting_statements(uncached_api.services.db.engine) as statements:
+        with counting_statements(uncached_api.services.db) as statements:
             data = await uncached_api.data(query, {"first": first})
         authors = data["authors"]["edges"]
         assert len(authors) == first
@@ -41,7 +41,7 @@ async def test_the_readme_list_page_costs_what_the_readme_says(uncached_api: Api
     document, quoted = list_page()
     assert "first: 20" in document
     for first in (5, 20, 40):
-        with counting_statements(uncached_api.services.db.engine) as statements:
+        with counting_statements(uncached_api.services.db) as statements:
             data = await uncached_api.data(document.replace("first: 20", f"first: {first}"))
         assert data["books"]["edges"]
         assert len(statements) == quoted, (first, statements)

@@ -41,7 +41,7 @@ async def test_a_warm_page_is_one_read_of_l1(
 ) -> None:
     cold = await cache_stats(fields_api, query, variables)
     assert cold["dataloaders"]  # the first answer was computed
-    with counting_statements(fields_api.services.db.engine) as statements:
+    with counting_statements(fields_api.services.db) as statements:
         warm = await cache_stats(fields_api, query, variables)
     assert statements == []
     assert warm["dataloaders"] == {}

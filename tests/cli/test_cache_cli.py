@@ -150,7 +150,7 @@ async def test_stats_and_flush(cached_settings: Settings, cached_api: Api) -> No
     assert flushed["global_tag_invalidated"] is True
     assert flushed["deleted_keys"] > 0
     assert (await json_of(cached_settings, "keys"))["entries"] == []
-    with counting_statements(cached_api.services.db.engine) as statements:
+    with counting_statements(cached_api.services.db) as statements:
         await cached_api.data(query)
     assert statements, "after a flush the next read goes to the database"
 

@@ -1,4 +1,5 @@
-"""Count the SQL statements an engine runs (SQLAlchemy's cursor event)."""
+"""Count the SQL statements a database runs (SQLAlchemy's cursor event), on the engine of
+its writes and on the one of its reads (the same engine except on a SQLite file)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models import Database
 
 
 @contextmanager
-def counting_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+def counting_statements(db: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def record(*args: Any) -> None:
         statements.append(args[2])
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    engines = list(
+        {id(engine): engine for engine in (db.engine.sync_engine, db.reads.engine)}.values()
+    )
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)

@@ -46,7 +46,7 @@ async def test_a_repeated_anonymous_hit_is_replayed_as_the_hit_it_stands_for(api
     first, hit = await api.post(BOOKS), await api.post(BOOKS)  # a miss, then a hit
     engine_hits = api.services.cache.stats["l1_hits"]
     metrics = await scraped(api)
-    with counting_statements(api.services.db.engine) as statements:
+    with counting_statements(api.services.db) as statements:
         before = lookups.count
         replayed = await api.post(BOOKS)
         assert lookups.count == before  # from the fast lane

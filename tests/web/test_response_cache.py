@@ -40,7 +40,7 @@ async def test_a_repeated_query_is_a_response_hit_without_execution(stats_api: A
     first = await answer(stats_api, BOOKS_OF, {"a": "1"})
     assert first["extensions"]["cache"]["response"] == "miss"
     runs = executed(stats_api)
-    with counting_statements(stats_api.services.db.engine) as statements:
+    with counting_statements(stats_api.services.db) as statements:
         second = await answer(stats_api, BOOKS_OF, {"a": "1"})
     assert second["extensions"]["cache"]["response"] == "hit"
     assert second["extensions"]["cache"]["tier"] == "L1"
@@ -162,7 +162,7 @@ async def test_cache_off_bypasses_the_response_cache(cached_settings: Settings) 
     settings = cached_settings.model_copy(update={"cache": "off", "expose_cache_stats": True})
     async with running_api(settings) as api:
         for _ in range(2):
-            with counting_statements(api.services.db.engine) as statements:
+            with counting_statements(api.services.db) as statements:
                 payload = await answer(api, BOOKS_OF, {"a": "1"})
             assert statements
             assert payload["extensions"]["cache"]["response"] == "skip"

@@ -126,8 +126,8 @@ def test_hit_rounds_run_the_sides_of_each_ratio_next_to_each_other_both_ways() -
     assert hits.schedule(2) == first
     assert len(set(first)) == len(first) == len(hits.SCHEDULE)
     for a, b in [
-        (("default", "list"), ("log-warning", "list")),
-        (("log-warning", "list"), ("metrics-off", "list")),
+        (("log-warning", "list"), ("ab-default", "list")),
+        (("ab-default", "list"), ("metrics-off", "list")),
         (("default", "healthz"), ("default", "list")),
         (("default", "304"), ("default", "get")),
     ]:

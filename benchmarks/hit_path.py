@@ -1,7 +1,8 @@
 """A response-cache hit in process: the ASGI app called on one prepared request, no HTTP
 client and no socket, CPU time per request; with `--profile`, cProfile's top entries.
 
-    .venv/bin/python -m benchmarks.hit_path [--level WARNING] [--path /healthz] [--profile]
+    .venv/bin/python -m benchmarks.hit_path [--level WARNING] [--no-metrics] [--path /healthz]
+        [--profile]
 
 It seeds a small SQLite database in a temporary folder, answers the bench's list page once
 (a miss, stored), then replays it: the figures are those of the hit path alone
@@ -42,12 +43,14 @@ def scope(path: str) -> dict[str, Any]:
             "server": ("127.0.0.1", 80), "state": {}}  # fmt: skip
 
 
-async def measure(level: str, path: str, requests: int, profile: bool) -> None:
+async def measure(level: str, metrics: bool, path: str, requests: int, profile: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="strata-hit-"))
     url = f"sqlite+aiosqlite:///{folder / 'hit.sqlite'}"
     await asyncio.to_thread(migrations.upgrade, url)
     await prepare_database(url)
-    app = create_app(Settings(database_url=url, log_level=level, expose_cache_stats=False))
+    app = create_app(
+        Settings(database_url=url, log_level=level, metrics=metrics, expose_cache_stats=False)
+    )
     statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:
@@ -69,7 +72,8 @@ async def measure(level: str, path: str, requests: int, profile: bool) -> None:
                 await one()
             timings.append((time.process_time() - started) / requests * 1e6)
         assert set(statuses) == {200}, set(statuses)
-        print(f"{path} at {level}: median {statistics.median(timings):.1f} µs of CPU a request "
+        print(f"{path} at {level}, metrics {'on' if metrics else 'off'}: median "
+              f"{statistics.median(timings):.1f} µs of CPU a request "
               f"({', '.join(f'{t:.1f}' for t in timings)})")  # fmt: skip
         if profile:
             profiler = cProfile.Profile()
@@ -85,11 +89,12 @@ async def measure(level: str, path: str, requests: int, profile: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level", default="INFO")
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false")
     parser.add_argument("--path", default="/graphql")
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    asyncio.run(measure(args.level, args.path, args.requests, args.profile))
+    asyncio.run(measure(args.level, args.metrics, args.path, args.requests, args.profile))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ a literal costs more than running it (docs/benchmarks.md, "Uncached pages, cheap
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import partial
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -55,25 +55,17 @@ _ROWS_BY_ID: dict[type[Any], Select[Any]] = {
     record: select(*_columns(record)).where(table.c.id.in_(bindparam(IDS, expanding=True)))
     for record, table in _TABLE_OF.items()
 }
-_BUILT: dict[tuple[str, ...], Select[Any]] = {}
+# The statements below that depend on their arguments are built on first use and kept:
+# their arguments come from the code (a relation, the filter's column names), not from
+# requests, so there are a few dozen at most; the bound is a guard.
+STATEMENTS_KEPT = 64
 
 
-def _built(key: tuple[str, ...], build: Callable[[], Select[Any]]) -> Select[Any]:
-    """A statement built on first use and kept (they are few: one per relation read). Two
-    reader threads may both build one: they are equal, either is kept."""
-    stmt = _BUILT.get(key)
-    if stmt is None:
-        stmt = _BUILT[key] = build()
-    return stmt
-
-
-def _counts_by(record: type[Any], parent_column: str) -> Select[Any]:
-    def build() -> Select[Any]:
-        parent = _TABLE_OF[record].c[parent_column]
-        wanted = parent.in_(bindparam(IDS, expanding=True))
-        return select(parent, func.count()).where(wanted).group_by(parent)
-
-    return _built(("counts", record.__name__, parent_column), build)
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _counts_by(table: Table, parent_column: str) -> Select[Any]:
+    parent = table.c[parent_column]
+    wanted = parent.in_(bindparam(IDS, expanding=True))
+    return select(parent, func.count()).where(wanted).group_by(parent)
 
 
 _REVIEW_STATS = (
@@ -137,18 +129,15 @@ def page(
 ) -> Page:
     """A keyset page of the rows whose columns have the values in `equal` (name -> value)."""
     names = tuple(sorted(equal or ()))
-    stmt = _built(
-        ("page", record.__name__, str(after_id is not None), *names),
-        partial(_build_page, record, names, after=after_id is not None),
-    )
+    stmt = _page_of(_TABLE_OF[record], names, after=after_id is not None)
     bound: dict[str, Any] = {_LIMIT: first + 1, _AFTER: after_id}
     bound.update((_EQUAL + name, value) for name, value in (equal or {}).items())
     ids = list(conn.scalars(stmt, bound).all())
     return _to_page(ids, first)
 
 
-def _build_page(record: type[Any], names: tuple[str, ...], *, after: bool) -> Select[Any]:
-    table = _TABLE_OF[record]
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _page_of(table: Table, names: tuple[str, ...], *, after: bool) -> Select[Any]:
     stmt = select(table.c.id).where(*(table.c[name] == bindparam(_EQUAL + name) for name in names))
     if after:
         stmt = stmt.where(table.c.id > bindparam(_AFTER, type_=Integer))
@@ -174,7 +163,7 @@ def pages_by_parent(
     wanted = list(set(parent_ids))
     if not wanted:
         return {}
-    stmt = _pages_by(record, parent_column, after=after_id is not None)
+    stmt = _pages_by(_TABLE_OF[record], parent_column, after=after_id is not None)
     bound: dict[str, Any] = {IDS: wanted, _LIMIT: first + 1, _AFTER: after_id}
     grouped: dict[int, list[int]] = defaultdict(list)
     for row_id, parent_id in conn.execute(stmt, bound):
@@ -182,15 +171,8 @@ def pages_by_parent(
     return {pid: _to_page(grouped.get(pid, []), first) for pid in wanted}
 
 
-def _pages_by(record: type[Any], parent_column: str, *, after: bool) -> Select[Any]:
-    return _built(
-        ("pages", record.__name__, parent_column, str(after)),
-        partial(_build_pages_by, record, parent_column, after=after),
-    )
-
-
-def _build_pages_by(record: type[Any], parent_column: str, *, after: bool) -> Select[Any]:
-    table = _TABLE_OF[record]
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _pages_by(table: Table, parent_column: str, *, after: bool) -> Select[Any]:
     parent = table.c[parent_column]
     position = func.row_number().over(partition_by=parent, order_by=table.c.id).label("position")
     inner = select(table.c.id, parent, position).where(parent.in_(bindparam(IDS, expanding=True)))
@@ -210,7 +192,7 @@ def counts_by_parent(
     wanted = list(set(parent_ids))
     if not wanted:
         return {}
-    rows = conn.execute(_counts_by(record, parent_column), {IDS: wanted})
+    rows = conn.execute(_counts_by(_TABLE_OF[record], parent_column), {IDS: wanted})
     found = {row[0]: int(row[1]) for row in rows}
     return {pid: found.get(pid, 0) for pid in wanted}
 

@@ -322,6 +322,7 @@ SECOND_ROUND_GROWTH_BOUND = 32 * 1024 * 1024
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # 250 MB through the parser: near the module bound on a slow day
 async def test_padded_documents_do_not_grow_the_process(server: Server) -> None:
     """Two rounds of 125 different documents of about 1 MB each (small queries padded with
     a comment): every in-process store of client text is bounded in bytes, so the second

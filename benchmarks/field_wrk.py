@@ -64,6 +64,13 @@ def start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tupl
     raise RuntimeError(f"{command} did not start: {log.read_text()[-2000:]}")
 
 
+def stop(running: dict[str, tuple[Any, str]]) -> None:
+    """Stops the servers `start` started (name -> (process, url))."""
+    for process, _ in running.values():
+        process.terminate()
+        process.wait(10)
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -155,9 +162,7 @@ def main() -> None:
                 if "fields" in medians and name != "fields":
                     print(f"  fields / {name}: {medians['fields'] / medians[name]:.2f}x")
     finally:
-        for process, _ in running.values():
-            process.terminate()
-            process.wait(10)
+        stop(running)
         redis.close()
 
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.field_wrk import cpu_seconds, start
+from benchmarks.field_wrk import cpu_seconds, start, stop
 from graph.cli.bench import plan as plans
 from graph.cli.bench import wrk
 from graph.cli.bench.server import cpu_split, prepare_database
@@ -116,9 +116,7 @@ def main() -> None:
                   f"{statistics.median(r[2] for r in rows):+.3f} of a hit "
                   f"({', '.join(f'{r[2]:+.3f}' for r in rows)})")  # fmt: skip
     finally:
-        for process, _ in running.values():
-            process.terminate()
-            process.wait(10)
+        stop(running)
         redis.close()
 
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.field_wrk import cpu_seconds, start
+from benchmarks.field_wrk import cpu_seconds, start, stop
 from graph.cli.bench import plan as plans
 from graph.cli.bench import wrk
 from graph.cli.bench.config import REQUESTS_PER_SCRIPT
@@ -144,9 +144,7 @@ def main() -> None:
                   f"{statistics.median(paired):.3f} (median of the rounds' ratios: "
                   f"{', '.join(f'{r:.2f}' for r in paired)})")  # fmt: skip
     finally:
-        for process, _ in running.values():
-            process.terminate()
-            process.wait(10)
+        stop(running)
         redis.close()
 
 
